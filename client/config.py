@@ -1,0 +1,145 @@
+"""Where the API token, base URL and extra download hosts come from.
+
+The token is looked up in the environment first (``RUNCOMFY_API_TOKEN``, then
+the older ``RUNCOMFY_TOKEN``, as RunComfy's own tools do), then in a JSON file
+kept in the user's config directory. It is never a node input, so it can never
+be saved into a workflow or an image's metadata.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+from urllib.parse import urlsplit
+
+from .errors import ConfigurationError, MissingTokenError, register_secret
+
+DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
+TOKEN_VARIABLES = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")
+BASE_URL_VARIABLE = "RUNCOMFY_API_BASE_URL"
+CONFIG_PATH_VARIABLE = "RUNCOMFY_CONFIG"
+PACK_ROOT = Path(__file__).resolve().parent.parent
+
+
+def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
+    """The per-user config file: outside any repo and any workflow."""
+    if env.get(CONFIG_PATH_VARIABLE):
+        return Path(env[CONFIG_PATH_VARIABLE]).expanduser()
+    if sys.platform == "win32" and env.get("APPDATA"):
+        return Path(env["APPDATA"]) / "runcomfy" / "config.json"
+    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
+    return Path(base) / "runcomfy" / "config.json"
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """True for localhost and the loopback ranges, where plain http is acceptable."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_base_url(url: str) -> str:
+    """Refuse base URLs that would send the token in clear text over a network."""
+    parts = urlsplit(url.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigurationError(
+            f"{BASE_URL_VARIABLE}={url!r} is not an http(s) URL; "
+            f"use {DEFAULT_BASE_URL} or unset it"
+        )
+    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
+        raise ConfigurationError(
+            f"{BASE_URL_VARIABLE} uses plain http to {parts.hostname}, which would expose "
+            "your API token; use https (plain http is only allowed on loopback)"
+        )
+    return url.strip().rstrip("/")
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved configuration; ``token`` is kept out of ``repr``."""
+
+    base_url: str = DEFAULT_BASE_URL
+    token: str | None = field(default=None, repr=False)
+    token_source: str = "none"
+    download_hosts: tuple[str, ...] = ()
+    config_path: Path | None = None
+
+    def require_token(self) -> str:
+        """The token, or a one-line error that says how to set one."""
+        if not self.token:
+            where = self.config_path or default_config_path()
+            raise MissingTokenError(
+                "No RunComfy API token found: set the RUNCOMFY_API_TOKEN environment "
+                f'variable before starting ComfyUI, or put {{"api_token": "..."}} in {where} '
+                "(create a token in your RunComfy profile)"
+            )
+        return self.token
+
+    def account_fingerprint(self) -> str:
+        """A short, one-way hash of base URL + token.
+
+        Lets ComfyUI re-run a node when the account changes without the token
+        itself ever being stored in a cache key or a log.
+        """
+        digest = hashlib.sha256(f"runcomfy-account\0{self.base_url}\0{self.token or ''}".encode())
+        return digest.hexdigest()[:16]
+
+
+def _read_config_file(path: Path) -> dict:
+    if not path.is_file():
+        return {}
+    resolved = path.resolve()
+    if resolved.is_relative_to(PACK_ROOT):
+        raise ConfigurationError(
+            f"Config file {path} is inside the node pack folder, where it could be shared "
+            f"or committed; move it to {default_config_path()}"
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ConfigurationError(
+            f"Cannot read config file {path}: {type(exc).__name__}; fix or delete it"
+        ) from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"Config file {path} must hold a JSON object")
+    return data
+
+
+def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
+    """Resolve settings from the environment and the per-user config file."""
+    config_path = default_config_path(env)
+    file_values = _read_config_file(config_path)
+
+    token, source = None, "none"
+    for name in TOKEN_VARIABLES:
+        if env.get(name, "").strip():
+            token, source = env[name].strip(), name
+            break
+    if token is None and str(file_values.get("api_token") or "").strip():
+        token, source = str(file_values["api_token"]).strip(), f"config file {config_path}"
+    register_secret(token)
+
+    base_url = env.get(BASE_URL_VARIABLE) or file_values.get("base_url") or DEFAULT_BASE_URL
+    hosts = file_values.get("download_hosts") or []
+    if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
+        raise ConfigurationError(
+            f'"download_hosts" in {config_path} must be a list of host names'
+        )
+    return Settings(
+        base_url=check_base_url(str(base_url)),
+        token=token,
+        token_source=source,
+        download_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
+        config_path=config_path,
+    )

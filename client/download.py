@@ -1,0 +1,138 @@
+"""Fetching result files safely.
+
+Result URLs come from the API's answer, so they are treated as untrusted:
+only http(s) to known hosts, never with the Authorization header, no redirect
+to another host, a hard size cap while streaming, and the bytes must look like
+an image before anyone tries to decode them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from urllib.parse import urljoin, urlsplit
+
+import httpx
+
+from .config import is_loopback_host
+from .errors import DownloadError
+
+DEFAULT_MAX_BYTES = 64 * 1024 * 1024
+MAX_REDIRECTS = 3
+TRUSTED_DOMAIN = "runcomfy.net"
+
+_SIGNATURES = (
+    (b"\x89PNG\r\n\x1a\n", "image/png"),
+    (b"\xff\xd8\xff", "image/jpeg"),
+    (b"GIF87a", "image/gif"),
+    (b"GIF89a", "image/gif"),
+)
+
+
+def sniff_image_type(data: bytes) -> str | None:
+    """The MIME type the first bytes announce, or None if they are not an image."""
+    for signature, mime in _SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
+        return "image/heic" if data[8:12] != b"avif" else "image/avif"
+    return None
+
+
+def _describe_non_image(data: bytes) -> str:
+    head = data[:64].lstrip().lower()
+    if head.startswith((b"<!doctype html", b"<html")):
+        return "an HTML page"
+    if head.startswith((b"{", b"[")):
+        return "JSON"
+    if not data:
+        return "an empty body"
+    return f"{len(data)} bytes of unknown data"
+
+
+@dataclass(frozen=True)
+class DownloadPolicy:
+    """Which hosts result files may come from."""
+
+    api_host: str
+    extra_hosts: tuple[str, ...] = ()
+    max_bytes: int = DEFAULT_MAX_BYTES
+
+    def host_allowed(self, host: str) -> bool:
+        host = host.lower().rstrip(".")
+        if host == self.api_host.lower() or host == TRUSTED_DOMAIN or host.endswith("." + TRUSTED_DOMAIN):
+            return True
+        for allowed in self.extra_hosts:
+            if allowed.startswith("*.") and host.endswith(allowed[1:]):
+                return True
+            if host == allowed:
+                return True
+        return False
+
+    def check_url(self, url: str) -> str:
+        """Return the URL if it may be fetched, else raise a one-line DownloadError."""
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if parts.scheme not in ("http", "https") or not host:
+            raise DownloadError(f"Refused to download {url[:80]!r}: only http(s) result URLs are fetched")
+        if parts.scheme == "http" and not is_loopback_host(host):
+            raise DownloadError(f"Refused to download from {host} over plain http; results must use https")
+        if not self.host_allowed(host):
+            raise DownloadError(
+                f"Refused to download a result from {host}: not a RunComfy host; if you trust it, "
+                'add it to "download_hosts" in your RunComfy config file'
+            )
+        return url
+
+
+async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPolicy, *, request_id: str | None = None) -> bytes:
+    """Stream one result file into memory, enforcing ``policy`` at every hop."""
+    current = policy.check_url(url)
+    for _ in range(MAX_REDIRECTS + 1):
+        try:
+            async with http.stream("GET", current, follow_redirects=False) as response:
+                if response.is_redirect:
+                    target = urljoin(current, response.headers.get("location", ""))
+                    if urlsplit(target).hostname != urlsplit(current).hostname:
+                        raise DownloadError(
+                            f"Result download was redirected from {urlsplit(current).hostname} to "
+                            f"{urlsplit(target).hostname}; refused",
+                            request_id=request_id,
+                        )
+                    current = policy.check_url(target)
+                    continue
+                if response.status_code != 200:
+                    raise DownloadError(
+                        f"Result download failed with HTTP {response.status_code}; the file may have "
+                        "expired, run the node again",
+                        request_id=request_id,
+                    )
+                data = await _read_capped(response, policy.max_bytes, request_id)
+        except httpx.TimeoutException:
+            raise DownloadError("Result download timed out; run the node again", request_id=request_id) from None
+        except httpx.HTTPError as exc:
+            raise DownloadError(
+                f"Result download broke off ({type(exc).__name__}); run the node again", request_id=request_id
+            ) from None
+        if sniff_image_type(data) is None:
+            raise DownloadError(
+                f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id
+            )
+        return data
+    raise DownloadError(f"Result download was redirected more than {MAX_REDIRECTS} times", request_id=request_id)
+
+
+async def _read_capped(response: httpx.Response, max_bytes: int, request_id: str | None) -> bytes:
+    too_big = DownloadError(
+        f"The result file is larger than {max_bytes // (1024 * 1024)} MiB; refused", request_id=request_id
+    )
+    declared = response.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    buffer = bytearray()
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        if len(buffer) > max_bytes:
+            raise too_big
+    return bytes(buffer)

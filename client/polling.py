@@ -1,0 +1,264 @@
+"""Following one job to its end: the one way this pack polls.
+
+Polls are paced by a token bucket (on average at most ``rate`` calls a second
+per job, short bursts allowed) and shaped by what we know: quick at first,
+slower while the job is queued, and, once we have seen how long jobs of the
+same kind run, sparse early and dense around the moment this one should end.
+That keeps the delay between "done on the server" and "result in hand" small
+without hammering the API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Hashable
+
+from .errors import JobBlockedError, JobCancelledError, JobFailedError, JobTimeoutError, RunComfyError
+from .responses import JobResult, JobStatus, Phase
+
+if TYPE_CHECKING:
+    from .api import RunComfyClient
+
+log = logging.getLogger("runcomfy")
+
+SAFETY_WORDS = ("safety", "blocked", "prohibited", "moderation", "nsfw", "content policy", "filtered")
+
+
+@dataclass(frozen=True)
+class JobUpdate:
+    """One change worth telling the user about."""
+
+    stage: str  # submitting, queued, running, status, finishing, downloading, done, cancelling, cancelled, not_cancellable
+    request_id: str | None = None
+    status: str | None = None
+    queue_position: int | None = None
+    detail: str | None = None
+
+    def describe(self) -> str:
+        """A short line for a status display."""
+        rid = f" · {self.request_id}" if self.request_id else ""
+        if self.stage == "queued" and self.queue_position is not None:
+            return f"queued (position {self.queue_position}){rid}"
+        if self.stage == "status":
+            return f"RunComfy says {self.status!r}{rid}"
+        return f"{self.stage}{': ' + self.detail if self.detail else ''}{rid}"
+
+
+UpdateCallback = Callable[[JobUpdate], None]
+
+
+class RunDurations:
+    """Remembers how long jobs of one kind ran, to know when to look closely."""
+
+    def __init__(self, weight: float = 0.4) -> None:
+        self._weight = weight
+        self._seconds: dict[Hashable, float] = {}
+
+    def expected(self, kind: Hashable) -> float | None:
+        return self._seconds.get(kind)
+
+    def observe(self, kind: Hashable, seconds: float) -> None:
+        if seconds <= 0:
+            return
+        previous = self._seconds.get(kind)
+        self._seconds[kind] = seconds if previous is None else previous + self._weight * (seconds - previous)
+
+
+class PollPacer:
+    """When to poll next, within a per-job rate budget."""
+
+    def __init__(
+        self,
+        *,
+        expected_run: float | None = None,
+        rate: float = 2.0,
+        burst: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.rate = rate
+        self.burst = burst
+        self.expected_run = expected_run
+        self._clock = clock
+        self._tokens = 2.0
+        self._refilled_at = clock()
+        self._queued_polls = 0
+        self.running_since: float | None = None
+        self.start_uncertainty = 0.0
+
+    def spend(self) -> None:
+        """Account for one poll made now."""
+        self._refill()
+        self._tokens -= 1.0
+
+    def _refill(self) -> None:
+        now = self._clock()
+        self._tokens = min(self.burst, self._tokens + (now - self._refilled_at) * self.rate)
+        self._refilled_at = now
+
+    def next_delay(self, phase: Phase) -> float:
+        """Seconds to wait before the next poll."""
+        desired = self._desired(phase)
+        self._refill()
+        shortfall = 1.0 - (self._tokens + desired * self.rate)
+        return desired + max(0.0, shortfall / self.rate)
+
+    def _desired(self, phase: Phase) -> float:
+        now = self._clock()
+        if phase is Phase.QUEUED:
+            self._queued_polls += 1
+            return min(1.0, 0.2 * 1.5 ** (self._queued_polls - 1))
+        if phase is Phase.RUNNING and self.expected_run and self.running_since is not None:
+            lead = 0.3 + self.start_uncertainty / 2
+            window_opens = self.running_since + self.expected_run - lead
+            if now < window_opens:
+                return max(0.05, min(1.0, window_opens - now))
+            return 0.1
+        return 0.5
+
+
+async def _sleep_unless(event: asyncio.Event | None, seconds: float) -> bool:
+    """Sleep, waking early if ``event`` is set; True when it was."""
+    if event is None:
+        await asyncio.sleep(seconds)
+        return False
+    if event.is_set():
+        return True
+    with contextlib.suppress(asyncio.TimeoutError):
+        await asyncio.wait_for(event.wait(), seconds)
+    return event.is_set()
+
+
+def _job_error(result: JobResult) -> RunComfyError:
+    reason = result.error or "no reason given"
+    if result.phase is Phase.CANCELLED:
+        return JobCancelledError("The job was cancelled on RunComfy's side", request_id=result.request_id)
+    if any(word in reason.lower() for word in SAFETY_WORDS):
+        return JobBlockedError(
+            f"Blocked by the model's safety filter: {reason}; rephrase the prompt or raise safety_tolerance",
+            reason=reason,
+            request_id=result.request_id,
+        )
+    return JobFailedError(f"The job failed on RunComfy: {reason}", reason=reason, request_id=result.request_id)
+
+
+class JobWatcher:
+    """Polls one job until ``/result`` says it is over, reporting every change."""
+
+    def __init__(
+        self,
+        client: "RunComfyClient",
+        request_id: str,
+        *,
+        kind: Hashable = None,
+        on_update: UpdateCallback | None = None,
+        cancel: asyncio.Event | None = None,
+        timeout: float = 900.0,
+    ) -> None:
+        self.client = client
+        self.request_id = request_id
+        self.kind = kind
+        self.on_update = on_update or (lambda update: None)
+        self.cancel = cancel
+        self.deadline = time.monotonic() + timeout
+        self.timeout = timeout
+        self.pacer = PollPacer(expected_run=client.run_durations.expected(kind))
+        self._last_seen: tuple | None = None
+        self._last_poll_at: float | None = None
+
+    def _report(self, update: JobUpdate) -> None:
+        try:
+            self.on_update(update)
+        except Exception:  # a display problem must never lose a paid job
+            log.exception("Progress callback failed")
+
+    def _note(self, phase: Phase, status: str, queue_position: int | None) -> None:
+        """Report state changes and remember when the job started running."""
+        now = time.monotonic()
+        if phase is Phase.RUNNING and self.pacer.running_since is None:
+            earliest = self._last_poll_at if self._last_poll_at is not None else now
+            self.pacer.running_since = (earliest + now) / 2
+            self.pacer.start_uncertainty = now - earliest
+        seen = (phase, status, queue_position)
+        if seen != self._last_seen:
+            self._last_seen = seen
+            stage = {Phase.QUEUED: "queued", Phase.RUNNING: "running"}.get(phase, "status")
+            self._report(JobUpdate(stage, self.request_id, status, queue_position))
+
+    async def _pause(self, phase: Phase) -> None:
+        delay = self.pacer.next_delay(phase)
+        if time.monotonic() + delay > self.deadline:
+            raise JobTimeoutError(
+                f"Gave up waiting after {self.timeout:.0f} s; the job may still finish and be billed. "
+                "Look it up in your RunComfy dashboard",
+                request_id=self.request_id,
+            )
+        if await _sleep_unless(self.cancel, delay):
+            await self._cancel_remote()
+
+    async def _cancel_remote(self) -> None:
+        """The user asked to stop: cancel on RunComfy if still possible, then raise."""
+        self._report(JobUpdate("cancelling", self.request_id))
+        try:
+            outcome = await self.client.cancel(self.request_id)
+        except RunComfyError as exc:
+            self._report(JobUpdate("not_cancellable", self.request_id, detail="cancel call failed"))
+            raise JobCancelledError(
+                f"Stopped waiting, but the cancel call failed ({exc}); the job may still run and be billed",
+                request_id=self.request_id,
+            ) from None
+        if outcome.cancelled:
+            self._report(JobUpdate("cancelled", self.request_id, outcome.status))
+            raise JobCancelledError("Cancelled on RunComfy while still queued", request_id=self.request_id)
+        self._report(JobUpdate("not_cancellable", self.request_id, outcome.status))
+        raise JobCancelledError(
+            "Stopped waiting, but RunComfy cannot cancel a job that is already running: it will finish "
+            "and may be billed",
+            request_id=self.request_id,
+        )
+
+    async def _poll(self, call):
+        self.pacer.spend()
+        return await call(self.request_id)
+
+    async def wait(self) -> JobResult:
+        """Return the completed ``/result``; raise a typed error for every other end."""
+        try:
+            return await self._wait()
+        except asyncio.CancelledError:
+            # Our task was cancelled (not the polite Stop path): still try not to pay.
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self.client.cancel(self.request_id)), 5.0)
+            raise
+
+    async def _wait(self) -> JobResult:
+        if self.cancel is not None and self.cancel.is_set():
+            await self._cancel_remote()
+        while True:
+            previous_poll_at = self._last_poll_at
+            status: JobStatus = await self._poll(self.client.status)
+            self._note(status.phase, status.status, status.queue_position)
+            self._last_poll_at = time.monotonic()
+            if status.phase.is_terminal:
+                break
+            await self._pause(status.phase)
+        if status.phase is Phase.COMPLETED and previous_poll_at is not None:
+            self._learn_duration((previous_poll_at + self._last_poll_at) / 2)
+        while True:  # /status can run ahead of (or disagree with) /result: /result decides
+            result: JobResult = await self._poll(self.client.result)
+            if result.phase.is_terminal:
+                break
+            self._note(result.phase, result.status, result.queue_position)
+            await self._pause(result.phase)
+        if result.phase is Phase.COMPLETED:
+            if not result.image_urls:
+                raise JobFailedError("RunComfy reported success but returned no image", request_id=self.request_id)
+            return result
+        raise _job_error(result)
+
+    def _learn_duration(self, finished_about: float) -> None:
+        if self.pacer.running_since is not None:
+            self.client.run_durations.observe(self.kind, finished_about - self.pacer.running_since)

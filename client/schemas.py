@@ -1,0 +1,137 @@
+"""The published input schemas of the two models, and validation against them.
+
+The JSON files beside this module are the contract: node widgets are built from
+them and every request body is checked against them before it is sent, so a
+typo costs nothing. Only the subset of JSON Schema the model pages use is
+implemented (types, enums, bounds, item counts, required fields).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import RequestValidationError
+
+TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
+EDIT = "google/nano-banana-2/edit"
+MODEL_IDS = (TEXT_TO_IMAGE, EDIT)
+
+_SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
+_DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|heic|heif);base64,", re.IGNORECASE)
+_PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
+
+
+@dataclass(frozen=True)
+class FieldIssue:
+    """One reason a body does not match the schema."""
+
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.field}: {self.message}"
+
+
+def _is_image_uri(value: str) -> bool:
+    return bool(_DATA_URI.match(value)) or re.match(r"^https?://[^\s/]+", value) is not None
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _type_ok(value: Any, type_name: str) -> bool:
+    expected = _PYTHON_TYPES[type_name]
+    if expected in (int, str, list, dict) and isinstance(value, bool):
+        return False
+    return isinstance(value, expected)
+
+
+def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> list[FieldIssue]:
+    type_name = spec.get("type")
+    if type_name and not _type_ok(value, type_name):
+        return [FieldIssue(name, f"must be {type_name}, got {_describe(value)}")]
+    issues: list[FieldIssue] = []
+    if "enum" in spec and value not in spec["enum"]:
+        choices = ", ".join(str(choice) for choice in spec["enum"])
+        issues.append(FieldIssue(name, f"{_describe(value)} is not one of {choices}"))
+    if "minimum" in spec and value < spec["minimum"]:
+        issues.append(FieldIssue(name, f"must be at least {spec['minimum']}, got {value}"))
+    if "maximum" in spec and value > spec["maximum"]:
+        issues.append(FieldIssue(name, f"must be at most {spec['maximum']}, got {value}"))
+    if type_name == "string" and name == "prompt" and not value.strip():
+        issues.append(FieldIssue(name, "is empty; describe the image you want"))
+    if type_name == "array":
+        count = len(value)
+        if count < spec.get("minItems", 0):
+            issues.append(FieldIssue(name, f"needs at least {spec['minItems']} item(s), got {count}"))
+        if count > spec.get("maxItems", count):
+            issues.append(FieldIssue(name, f"takes at most {spec['maxItems']} items, got {count}"))
+        item_spec = spec.get("items", {})
+        for index, item in enumerate(value):
+            issues.extend(_check_value(f"{name}[{index}]", item, item_spec))
+    if spec.get("format") == "image_uri" and isinstance(value, str) and not _is_image_uri(value):
+        issues.append(
+            FieldIssue(name, f"{_describe(value)} is neither an http(s) URL nor a data:image URI")
+        )
+    return issues
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """One model's input schema, loaded from its JSON file."""
+
+    model_id: str
+    input_schema: Mapping[str, Any]
+
+    @property
+    def properties(self) -> Mapping[str, Mapping[str, Any]]:
+        return self.input_schema["properties"]
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(self.input_schema.get("required", ()))
+
+    def defaults(self) -> dict[str, Any]:
+        """Every field's documented default, as a fresh dict."""
+        return json.loads(json.dumps({k: v["default"] for k, v in self.properties.items() if "default" in v}))
+
+    def issues(self, body: Mapping[str, Any]) -> list[FieldIssue]:
+        """Every way ``body`` breaks the schema (empty when it is valid)."""
+        if not isinstance(body, Mapping):
+            return [FieldIssue("body", "must be a JSON object")]
+        found = [FieldIssue(name, "is required") for name in self.required if name not in body]
+        for name, value in body.items():
+            spec = self.properties.get(name)
+            if spec is None:
+                known = ", ".join(self.properties)
+                found.append(FieldIssue(name, f"is not an input of {self.model_id} (inputs: {known})"))
+            else:
+                found.extend(_check_value(name, value, spec))
+        return found
+
+    def check(self, body: Mapping[str, Any]) -> None:
+        """Raise one-line ``RequestValidationError`` naming the first bad field."""
+        found = self.issues(body)
+        if found:
+            more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
+            raise RequestValidationError(
+                f"Invalid input for {self.model_id}: {found[0]}{more}", field=found[0].field
+            )
+
+
+@cache
+def get_schema(model_id: str) -> ModelSchema:
+    """The schema of a supported model; unknown ids are a programming error."""
+    if model_id not in MODEL_IDS:
+        raise RequestValidationError(
+            f"Unknown model {model_id!r}; this pack supports {', '.join(MODEL_IDS)}", field="model_id"
+        )
+    data = json.loads((_SCHEMA_DIR / f"{model_id.split('/', 1)[1].replace('/', '-')}.json").read_text("utf-8"))
+    return ModelSchema(model_id=data["model_id"], input_schema=data["input_schema"])

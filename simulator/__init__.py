@@ -1,0 +1,1 @@
+"""A local RunComfy-compatible Model API server for tests, demos and benchmarks."""
