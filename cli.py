@@ -1,0 +1,140 @@
+"""Command line: run Nano Banana 2 from a shell, against RunComfy or the local simulator.
+
+    python <pack folder> text-to-image --prompt "a red fox" --out out/
+    python <pack folder> edit --prompt "make it night" --image photo.png --out out/
+    python <pack folder> text-to-image --simulator --prompt "try it"   # no token needed
+    python <pack folder> simulator --port 8189                          # serve the simulator
+
+Options mirror the model schemas. Files are written as
+``<out>/<request id>-<n>.<ext>``; the request id and the cost are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+from .client import RunComfyClient, RunComfyError, Settings, load_settings, run_job
+from .client.download import sniff_image_type
+from .client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+
+MAX_INLINE_BYTES = 6 * 1024 * 1024
+EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
+
+
+def _add_schema_options(parser: argparse.ArgumentParser, model_id: str) -> None:
+    for name, spec in get_schema(model_id).properties.items():
+        if name == "image_urls":
+            continue
+        flag = "--" + name.replace("_", "-")
+        help_text = f"{spec.get('description', '')} (default: {spec.get('default')!r})"
+        if spec["type"] == "boolean":
+            parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
+        elif spec["type"] == "integer":
+            parser.add_argument(flag, dest=name, type=int, choices=spec.get("enum"), default=None, help=help_text)
+        else:
+            parser.add_argument(flag, dest=name, choices=spec.get("enum"), default=None, help=help_text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python <pack folder>", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    for command, model_id in (("text-to-image", TEXT_TO_IMAGE), ("edit", EDIT)):
+        sub = commands.add_parser(command, help=f"run {model_id}")
+        _add_schema_options(sub, model_id)
+        if model_id == EDIT:
+            sub.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL",
+                             help="reference image: a local PNG/JPEG/WebP file or a hosted URL (repeatable)")
+        sub.add_argument("--out", type=Path, default=Path("out"), help="folder for the result files (default: out)")
+        sub.add_argument("--simulator", action="store_true",
+                         help="run against a local simulator started for this command (no token, no cost)")
+        sub.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job (default 900)")
+    serve = commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C")
+    serve.add_argument("args", nargs=argparse.REMAINDER, help="simulator options (see: simulator --help)")
+    return parser
+
+
+def _image_input(value: str) -> str:
+    """A URL as is, or a local file as an inline data URI."""
+    if value.startswith(("http://", "https://", "data:")):
+        return value
+    path = Path(value).expanduser()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise SystemExit(f"error: cannot read --image {value}: {exc.strerror}")
+    mime = sniff_image_type(data)
+    if mime not in ("image/png", "image/jpeg", "image/webp"):
+        raise SystemExit(f"error: --image {value} is not a PNG, JPEG or WebP file")
+    if len(data) > MAX_INLINE_BYTES:
+        raise SystemExit(
+            f"error: --image {value} is {len(data) / 2**20:.1f} MiB, over the 6 MiB inline limit; "
+            "shrink it, host it and pass the URL, or use the ComfyUI node (it fits images automatically)"
+        )
+    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+
+
+def _request_body(args: argparse.Namespace, model_id: str) -> dict[str, Any]:
+    schema = get_schema(model_id)
+    body = {name: getattr(args, name) for name in schema.properties if getattr(args, name, None) is not None}
+    if model_id == EDIT:
+        body["image_urls"] = [_image_input(value) for value in args.image]
+    body.setdefault("prompt", schema.properties["prompt"]["default"])
+    return body
+
+
+@contextlib.contextmanager
+def _target(use_simulator: bool) -> Iterator[Settings]:
+    """Settings for the real API, or for a simulator living as long as the command."""
+    if not use_simulator:
+        yield load_settings()
+        return
+    from .simulator import Simulator
+
+    with Simulator(queue_seconds=0.5, run_seconds=1.5) as simulator:
+        print(f"simulator: {simulator.url} (local, nothing is billed)", file=sys.stderr)
+        yield Settings(base_url=simulator.url, token=simulator.token, token_source="simulator")
+
+
+async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Path, timeout: float) -> int:
+    def show(update) -> None:
+        print(f"  {update.describe()}", file=sys.stderr)
+
+    async with RunComfyClient(settings) as client:
+        job = await run_job(client, model_id, body, on_update=show, timeout=timeout)
+    out.mkdir(parents=True, exist_ok=True)
+    for index, data in enumerate(job.files, start=1):
+        path = out / f"{job.request_id}-{index}.{EXTENSIONS.get(sniff_image_type(data) or '', 'bin')}"
+        path.write_bytes(data)
+        print(path)
+    cost = f"${job.cost:.3f}" if job.cost is not None else "not reported"
+    print(f"request id: {job.request_id}  cost: {cost}", file=sys.stderr)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("RUNCOMFY_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
+    if args.command == "simulator":
+        from .simulator.cli import main as simulator_main
+
+        return simulator_main(args.args)
+    model_id = TEXT_TO_IMAGE if args.command == "text-to-image" else EDIT
+    body = _request_body(args, model_id)
+    try:
+        get_schema(model_id).check(body)
+        with _target(args.simulator) as settings:
+            return asyncio.run(_run(settings, model_id, body, args.out, args.timeout))
+    except RunComfyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("stopped (a queued job was cancelled on RunComfy)", file=sys.stderr)
+        return 130
