@@ -1,0 +1,41 @@
+"""What the two Nano Banana 2 nodes share: identity, outputs, caching rule."""
+
+from __future__ import annotations
+
+from ..client import load_settings
+from ..client.errors import ConfigurationError
+
+CATEGORY = "RunComfy/Nano Banana 2"
+
+
+class NanoBanana2Node:
+    """Classic ComfyUI node surface shared by both nodes.
+
+    ``FUNCTION`` is async: ComfyUI awaits it, so other nodes keep running
+    while a job waits in RunComfy's queue.
+    """
+
+    RETURN_TYPES = ("IMAGE", "STRING")
+    RETURN_NAMES = ("images", "info")
+    OUTPUT_TOOLTIPS = (
+        "Every generated image, in the order RunComfy returned them, as one batch.",
+        "Request id, final status, reported cost and any note about resizing or padding.",
+    )
+    FUNCTION = "generate"
+    CATEGORY = CATEGORY
+    API_NODE = True
+    HIDDEN = {"unique_id": "UNIQUE_ID"}
+
+    @classmethod
+    def IS_CHANGED(cls, **_inputs):
+        """Re-run when the account changes; otherwise ComfyUI's cache decides.
+
+        ComfyUI already re-runs a node whose inputs changed and reuses the
+        cached images when nothing did, so an unchanged graph costs nothing.
+        Returning a one-way hash of the account makes a token change count
+        as a change without the token ever entering a cache key.
+        """
+        try:
+            return load_settings().account_fingerprint()
+        except ConfigurationError:
+            return "unconfigured"

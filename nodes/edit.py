@@ -1,0 +1,113 @@
+"""Nano Banana 2 edit node: one or more reference images plus a prompt."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Sequence
+
+import torch
+
+from ..client import load_settings
+from ..client.errors import RequestValidationError
+from ..client.schemas import EDIT, get_schema
+from .base import NanoBanana2Node
+from .image_codec import EncodedImage, encode_for_upload, frames_from_images
+from .runner import run_generation
+from .widgets import schema_widgets
+
+IMAGE_SOCKETS = ("images", "images_2", "images_3", "images_4")
+MAX_IMAGES = get_schema(EDIT).properties["image_urls"]["maxItems"]
+PER_IMAGE_BYTES = 6 * 1024 * 1024
+# RunComfy takes at most 64 MiB of JSON; base64 adds a third, so all inline
+# images together get 46 MiB of encoded bytes.
+ALL_IMAGES_BYTES = 46 * 1024 * 1024
+
+
+def parse_image_urls(text: str | None) -> list[str]:
+    """One URL per line; blank lines and ``#`` comments are ignored."""
+    lines = (line.strip() for line in (text or "").splitlines())
+    return [line for line in lines if line and not line.startswith("#")]
+
+
+def _frames_in_order(sockets: dict[str, torch.Tensor | None]) -> tuple[list[tuple[str, torch.Tensor]], list[str]]:
+    """Every frame of every connected socket, labelled, plus a count per socket."""
+    labelled: list[tuple[str, torch.Tensor]] = []
+    counts: list[str] = []
+    for name in IMAGE_SOCKETS:
+        batch = sockets.get(name)
+        if batch is None:
+            continue
+        frames = frames_from_images(batch)
+        counts.append(f"{name}: {len(frames)}")
+        for index, frame in enumerate(frames, start=1):
+            labelled.append((f"{name} #{index}" if len(frames) > 1 else name, frame))
+    return labelled, counts
+
+
+def _check_count(frame_count: int, url_count: int, per_socket: str) -> None:
+    total = frame_count + url_count
+    if total == 0:
+        raise RequestValidationError(
+            "No reference image: connect an IMAGE to 'images' or put a hosted URL in 'image_urls'",
+            field="image_urls",
+        )
+    if total > MAX_IMAGES:
+        raise RequestValidationError(
+            f"{total} reference images given ({per_socket}); Nano Banana 2 edit takes at most "
+            f"{MAX_IMAGES}: remove {total - MAX_IMAGES}",
+            field="image_urls",
+        )
+
+
+async def encode_references(
+    sockets: dict[str, torch.Tensor | None], urls: Sequence[str]
+) -> tuple[list[str], list[str]]:
+    """All reference images as API ``image_urls`` (inline data URIs first, then URLs), plus notes."""
+    labelled, counts = _frames_in_order(sockets)
+    if urls:
+        counts.append(f"image_urls: {len(urls)}")
+    _check_count(len(labelled), len(urls), ", ".join(counts) or "none")
+    budget = min(PER_IMAGE_BYTES, ALL_IMAGES_BYTES // max(1, len(labelled)))
+    encoded: list[EncodedImage] = await asyncio.gather(
+        *(asyncio.to_thread(encode_for_upload, frame, max_bytes=budget) for _, frame in labelled)
+    )
+    notes = [
+        f"{label}: {adjustment}" for (label, _), image in zip(labelled, encoded) for adjustment in image.adjustments
+    ]
+    return [image.to_data_uri() for image in encoded] + list(urls), notes
+
+
+class RunComfyNanoBanana2Edit(NanoBanana2Node):
+    """Edit or combine reference images with a prompt, with Nano Banana 2 on RunComfy."""
+
+    DESCRIPTION = (
+        "Edits one or more reference images following a prompt, with Google's Nano Banana 2 on "
+        "RunComfy's Model API. Connect up to 20 images in all (batches count frame by frame; the "
+        "extra sockets take references of other sizes) and/or hosted URLs. Large images are "
+        "downscaled and re-encoded to fit the API's limits. Each run is billed by RunComfy."
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        socket_tip = "Reference image(s); every frame of the batch is sent, in order."
+        optional = {name: ("IMAGE", {"tooltip": socket_tip}) for name in IMAGE_SOCKETS}
+        optional["image_urls"] = (
+            "STRING",
+            {
+                "default": "",
+                "multiline": True,
+                "placeholder": "https://... (one hosted image URL per line)",
+                "tooltip": "Hosted reference image URLs, one per line, sent after the connected images.",
+            },
+        )
+        return {
+            "required": schema_widgets(get_schema(EDIT)),
+            "optional": optional,
+            "hidden": dict(cls.HIDDEN),
+        }
+
+    async def generate(self, unique_id=None, image_urls: str = "", **inputs):
+        load_settings().require_token()  # fail before the (slow) encoding of large images
+        sockets = {name: inputs.pop(name, None) for name in IMAGE_SOCKETS}
+        references, notes = await encode_references(sockets, parse_image_urls(image_urls))
+        return await run_generation(EDIT, {**inputs, "image_urls": references}, node_id=unique_id, notes=notes)
