@@ -59,10 +59,10 @@ class _Retryable(Exception):
         self.retry_after = retry_after
 
 
-def new_http_client(max_connections: int = 32) -> httpx.AsyncClient:
+def new_http_client(max_connections: int = 32, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
     """The one HTTP client: no default auth header, so downloads never carry the token."""
     return httpx.AsyncClient(
-        timeout=DEFAULT_TIMEOUT,
+        timeout=timeout,
         limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=16),
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,

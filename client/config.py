@@ -9,9 +9,11 @@ be saved into a workflow or an image's metadata.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +27,9 @@ TOKEN_VARIABLES = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")
 BASE_URL_VARIABLE = "RUNCOMFY_API_BASE_URL"
 CONFIG_PATH_VARIABLE = "RUNCOMFY_CONFIG"
 PACK_ROOT = Path(__file__).resolve().parent.parent
+# Fresh each process: a fingerprint is comparable within one ComfyUI session
+# (all a cache needs) but links nothing across machines or restarts.
+_FINGERPRINT_SALT = secrets.token_bytes(16)
 
 
 def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
@@ -75,6 +80,9 @@ class Settings:
     download_hosts: tuple[str, ...] = ()
     config_path: Path | None = None
 
+    def __post_init__(self) -> None:
+        register_secret(self.token)
+
     def require_token(self) -> str:
         """The token, or a one-line error that says how to set one."""
         if not self.token:
@@ -87,13 +95,14 @@ class Settings:
         return self.token
 
     def account_fingerprint(self) -> str:
-        """A short, one-way hash of base URL + token.
+        """A short, salted, one-way hash of base URL + token.
 
-        Lets ComfyUI re-run a node when the account changes without the token
-        itself ever being stored in a cache key or a log.
+        Lets ComfyUI re-run a node when the account changes. ComfyUI writes
+        this value into saved PNG metadata, so it is keyed with a random
+        per-process salt: nothing about the token can be learned from it.
         """
-        digest = hashlib.sha256(f"runcomfy-account\0{self.base_url}\0{self.token or ''}".encode())
-        return digest.hexdigest()[:16]
+        message = f"{self.base_url}\0{self.token or ''}".encode()
+        return hmac.new(_FINGERPRINT_SALT, message, hashlib.sha256).hexdigest()[:16]
 
 
 def _read_config_file(path: Path) -> dict:
@@ -128,7 +137,6 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
             break
     if token is None and str(file_values.get("api_token") or "").strip():
         token, source = str(file_values["api_token"]).strip(), f"config file {config_path}"
-    register_secret(token)
 
     base_url = env.get(BASE_URL_VARIABLE) or file_values.get("base_url") or DEFAULT_BASE_URL
     hosts = file_values.get("download_hosts") or []

@@ -55,7 +55,7 @@ async def run_job(
     Files are downloaded concurrently and each is processed as soon as it
     arrives, so decoding overlaps the remaining downloads.
     """
-    report = on_update or (lambda update: None)
+    report = on_update if on_update is not None else (lambda update: None)
     get_schema(model_id).check(inputs)
     client.settings.require_token()
     if cancel is not None and cancel.is_set():

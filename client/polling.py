@@ -161,7 +161,7 @@ class JobWatcher:
         self.client = client
         self.request_id = request_id
         self.kind = kind
-        self.on_update = on_update or (lambda update: None)
+        self.on_update = on_update if on_update is not None else (lambda update: None)
         self.cancel = cancel
         self.deadline = time.monotonic() + timeout
         self.timeout = timeout
