@@ -17,7 +17,8 @@ import torch
 
 from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client
 from ..client.schemas import get_schema
-from .comfy_runtime import NodeFeedback, processing_interrupted, raise_interrupted
+from . import comfy_runtime
+from .comfy_runtime import NodeFeedback, raise_interrupted
 from .image_codec import decode_image, images_to_tensor
 
 INTERRUPT_CHECK_SECONDS = 0.1
@@ -51,7 +52,7 @@ class _Progress:
 
 async def _watch_for_stop(cancel: asyncio.Event, progress: _Progress) -> None:
     while not cancel.is_set():
-        if processing_interrupted():
+        if comfy_runtime.processing_interrupted():
             cancel.set()
             return
         progress.tick()

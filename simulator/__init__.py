@@ -1,1 +1,27 @@
-"""A local RunComfy-compatible Model API server for tests, demos and benchmarks."""
+"""A local RunComfy-compatible Model API server for tests, demos and benchmarks.
+
+No machine of this project reaches RunComfy, so the client is exercised over
+real HTTP against this simulator, which follows ``runcomfy-api.md`` (shapes,
+error codes, lifecycle) and lets tests inject every failure the real service
+may produce. It never imports torch or ComfyUI, and never touches the network
+beyond loopback.
+
+Modules, one job each:
+
+- ``server``   ``Simulator``: start/stop, accounts, faults, scripts, log access.
+- ``handler``  HTTP/1.1 transport: routing, fault application, writing answers.
+- ``api``      the /v1 endpoints (submit, status, result, cancel, model).
+- ``files``    the CDN-like output file route and its faults.
+- ``control``  ``/_sim/*`` endpoints for out-of-process users.
+- ``jobs``     job lifecycle, job scripts, the store with accounts and billing.
+- ``billing``  prices (invented) and money units.
+- ``faults``   fault rules and their bookkeeping.
+- ``inputs``   data-URI decoding and loopback-only fetching of input images.
+- ``images``   deterministic, correctly sized output images.
+- ``work``     background rendering pool.
+- ``log``      the secret-free request log.
+- ``options``  switches for behaviour the docs leave unconfirmed.
+- ``cli``      ``python -m simulator`` (run from the pack folder).
+
+Nothing is imported here, so loading one module stays cheap.
+"""

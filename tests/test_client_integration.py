@@ -9,6 +9,7 @@ import io
 import logging
 import socket
 
+import anyio
 import httpx
 import pytest
 from PIL import Image
@@ -312,7 +313,7 @@ async def test_stop_while_queued_cancels_once_and_refunds(simulator, rc):
         if update.stage == "queued":
             stop.set()
 
-    with pytest.raises(errors.JobCancelledError, match="while still queued"):
+    with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="while still queued"):
         await client_pkg.run_job(rc, T2I, {"prompt": "x"}, on_update=on_update, cancel=stop)
     assert len(simulator.requests(route="cancel")) == 1
     (request_id,) = simulator.jobs
@@ -329,7 +330,7 @@ async def test_stop_while_running_reports_not_cancellable(simulator, rc):
         if update.stage == "running":
             stop.set()
 
-    with pytest.raises(errors.JobCancelledError, match="already running"):
+    with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="already running"):
         await client_pkg.run_job(rc, T2I, {"prompt": "x"}, on_update=on_update, cancel=stop)
     assert len(simulator.requests(route="cancel")) == 1
 

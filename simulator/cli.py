@@ -1,0 +1,105 @@
+"""Command line: run the simulator in the foreground for a demo, a benchmark
+or a real ComfyUI run.
+
+It prints the base URL and the token to use. That token is the simulator's
+own (random unless ``--token`` is given), not a RunComfy secret, so printing it
+is fine. The server binds loopback unless ``--host`` names another address
+explicitly, because it has no real security and accepts any loopback fetch.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import threading
+from typing import Sequence
+
+from ..client.config import is_loopback_host
+from .options import Options
+from .server import Simulator
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8189
+
+
+def build_parser() -> argparse.ArgumentParser:
+    defaults = Options()
+    parser = argparse.ArgumentParser(
+        prog="runcomfy-simulator",
+        description="Local RunComfy-compatible Model API (Nano Banana 2) for tests and demos.",
+    )
+    parser.add_argument("--host", default=None,
+                        help=f"address to bind (default {DEFAULT_HOST}; anything but loopback must be explicit)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 = any free port)")
+    parser.add_argument("--token", default=None, help="token of the default account (default: a random one)")
+    parser.add_argument("--balance", type=float, default=100.0, help="balance of the default account in USD (default 100)")
+    parser.add_argument("--queue-seconds", type=float, default=defaults.queue_seconds,
+                        help=f"time a job stays in_queue (default {defaults.queue_seconds:g})")
+    parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds,
+                        help=f"time a job stays in_progress (default {defaults.run_seconds:g})")
+    parser.add_argument("--auth-error-status", type=int, choices=(401, 400), default=defaults.auth_error_status,
+                        help="HTTP status for a missing/bad token (body code 400004 either way)")
+    parser.add_argument("--error-style", choices=("string", "object"), default=defaults.error_style,
+                        help="a failed job's error as a string or as {message, code}")
+    parser.add_argument("--output-style", choices=("images", "image", "both"), default=defaults.output_style,
+                        help="output keys of a completed result")
+    parser.add_argument("--no-result-model-id", action="store_true", help="leave model_id out of results")
+    parser.add_argument("--cancel-body", choices=("both", "status", "outcome"), default=defaults.cancel_body,
+                        help="which keys a cancel answer carries")
+    parser.add_argument("--refund-failed", action="store_true", help="refund failed jobs")
+    parser.add_argument("--file-ttl-seconds", type=float, default=None, help="output files expire after this")
+    parser.add_argument("--max-active-jobs", type=int, default=None, help="per-account limit of queued+running jobs (429)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None, *, ready: threading.Event | None = None,
+         stop: threading.Event | None = None) -> int:
+    """Run until Ctrl-C (or until ``stop`` is set, for embedding); returns the exit code.
+
+    ``ready`` is set once the server listens, so an embedding caller (the
+    pack's own command line, a test) knows when it can connect.
+    """
+    args = build_parser().parse_args(list(argv) if argv is not None else None)
+    host = args.host or DEFAULT_HOST  # only an explicit --host can leave loopback
+    if not is_loopback_host(host):
+        print(f"warning: binding {host}: the simulator is reachable from other machines "
+              "and its control endpoints accept the printed token", file=sys.stderr)
+    try:
+        sim = Simulator(
+            host=host, port=args.port, token=args.token, balance=args.balance,
+            queue_seconds=args.queue_seconds, run_seconds=args.run_seconds,
+            auth_error_status=args.auth_error_status, error_style=args.error_style,
+            output_style=args.output_style, result_model_id=not args.no_result_model_id,
+            cancel_body=args.cancel_body, refund_failed=args.refund_failed,
+            file_ttl_seconds=args.file_ttl_seconds, max_active_jobs=args.max_active_jobs,
+        )
+        sim.start()
+    except (OSError, ValueError) as exc:
+        print(f"cannot start the simulator: {exc}", file=sys.stderr)
+        return 1
+    print(f"RunComfy simulator listening on {sim.url}", flush=True)
+    print(f"RUNCOMFY_API_BASE_URL={sim.url}", flush=True)
+    print(f"RUNCOMFY_API_TOKEN={sim.token}", flush=True)
+    print(f"control: {sim.url}/_sim/state (Authorization: Bearer <the token above>)", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        if stop is not None:
+            stop.wait()
+        else:
+            _wait_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sim.stop()
+    return 0
+
+
+def _wait_forever() -> None:
+    event = threading.Event()
+    while not event.wait(3600):
+        pass
+
+
+if __name__ == "__main__":  # pragma: no cover - run through the pack's loader
+    raise SystemExit(main())

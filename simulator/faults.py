@@ -1,0 +1,170 @@
+"""Fault rules: what goes wrong, on which requests, how many times.
+
+A rule names a route (and optionally a model or request id) and a kind of
+failure; it applies to the next ``times`` matching requests and is then used
+up, so a test can say "the next two status calls get a 503" and then watch the
+client recover. Rules are plain data so they can also be posted as JSON to
+``/_sim/faults`` by a benchmark or a real ComfyUI run in another process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+ROUTES = ("submit", "status", "result", "cancel", "model", "file", "any")
+GENERIC_KINDS = ("http_error", "ok_with_error_code", "drop", "malformed_json", "delay")
+FILE_KINDS = ("redirect", "not_image", "oversize", "truncated", "slow")
+KINDS = GENERIC_KINDS + FILE_KINDS
+
+MAX_SECONDS = 60.0
+MAX_OVERSIZE_BYTES = 64 * 1024 * 1024
+DEFAULT_SLOW_SECONDS = 5.0
+
+# error_code that goes with an HTTP status when a rule does not give one
+# (codes from RunComfy's docs; 413001 and 429001 are invented).
+DEFAULT_ERROR_CODES: dict[int, int] = {
+    400: 400001,
+    401: 400004,
+    402: 400002,
+    403: 403001,
+    404: 404001,
+    413: 413001,
+    422: 422001,
+    429: 429001,
+}
+
+
+def default_error_code(status: int) -> int:
+    """The documented code for a status; 500001 ("retry with backoff") otherwise."""
+    return DEFAULT_ERROR_CODES.get(status, 500001)
+
+
+@dataclass(frozen=True)
+class FaultRule:
+    """One injected failure. Parameters used by each kind:
+
+    - ``http_error``: ``status`` (default 500), ``error_code``,
+      ``error_message``, ``detail``, ``retry_after`` (sets ``Retry-After``),
+      or a raw ``body`` + ``content_type`` (e.g. a proxy's HTML 502 page).
+    - ``ok_with_error_code``: HTTP 200 whose JSON carries ``error_code`` /
+      ``error_message`` (default 500001).
+    - ``drop``: the connection is closed without an answer.
+    - ``malformed_json``: HTTP 200 with a cut-off JSON body.
+    - ``delay``: the answer comes ``seconds`` later (at most 60).
+    - file route only: ``redirect`` (``status`` 302 by default, to ``location``,
+      or to the same path on ``host``, or to the same host), ``not_image`` (an
+      HTML page, ``content_type`` overridable), ``oversize`` (streams ``size``
+      bytes, at most and by default 64 MiB; ``chunked`` hides the length),
+      ``truncated`` (announces the full length, sends ``size`` bytes or half,
+      then closes), ``slow`` (trickles the real file over ``seconds``).
+
+    ``after_processing``: the request is handled normally first (a submit
+    creates and bills its job) and only then is the answer replaced by the
+    fault: the "server did it but the answer was lost" case.
+    """
+
+    route: str
+    kind: str
+    times: int | None = 1
+    model_id: str | None = None
+    request_id: str | None = None
+    after_processing: bool = False
+    status: int | None = None
+    error_code: int | str | None = None
+    error_message: str | None = None
+    detail: Any = None
+    retry_after: int | str | None = None
+    body: str | None = None
+    content_type: str | None = None
+    seconds: float | None = None
+    location: str | None = None
+    host: str | None = None
+    size: int | None = None
+    chunked: bool = False
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+
+    def __post_init__(self) -> None:
+        if self.route not in ROUTES:
+            raise ValueError(f"route must be one of {ROUTES}, got {self.route!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.kind in FILE_KINDS and self.route != "file":
+            raise ValueError(f"fault kind {self.kind!r} only applies to route 'file'")
+        if self.kind in FILE_KINDS and self.after_processing:
+            raise ValueError(f"fault kind {self.kind!r} cannot be applied after processing")
+        if self.times is not None and (not isinstance(self.times, int) or self.times < 1):
+            raise ValueError("times must be None (forever) or an int >= 1")
+        if self.seconds is not None and not 0 <= float(self.seconds) <= MAX_SECONDS:
+            raise ValueError(f"seconds must be between 0 and {MAX_SECONDS:g}")
+        if self.status is not None and not 100 <= int(self.status) <= 599:
+            raise ValueError("status must be an HTTP status code")
+        if self.kind == "redirect" and self.status is not None and not 300 <= self.status < 400:
+            raise ValueError("a redirect needs a 3xx status")
+        if self.size is not None and not 0 <= int(self.size) <= MAX_OVERSIZE_BYTES:
+            raise ValueError(f"size must be between 0 and {MAX_OVERSIZE_BYTES} bytes")
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "FaultRule":
+        """Build from a control-endpoint payload; unknown keys are an error."""
+        if not isinstance(data, Mapping):
+            raise ValueError("a fault rule must be a JSON object")
+        names = {f.name for f in dataclasses.fields(cls)} - {"id"}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+    def to_json(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def matches(self, route: str, model_id: str | None, request_id: str | None) -> bool:
+        if self.route not in ("any", route):
+            return False
+        if self.model_id is not None and self.model_id != model_id:
+            return False
+        return self.request_id is None or self.request_id == request_id
+
+
+class FaultBook:
+    """The active rules, consumed in the order they were added."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._rules: list[list[Any]] = []  # [rule, remaining uses or None]
+
+    def add(self, rule: FaultRule) -> FaultRule:
+        with self._lock:
+            self._rules.append([rule, rule.times])
+        return rule
+
+    def take(self, route: str, model_id: str | None, request_id: str | None) -> FaultRule | None:
+        """The first rule matching this request, with one use consumed."""
+        with self._lock:
+            for entry in self._rules:
+                rule, remaining = entry
+                if rule.matches(route, model_id, request_id):
+                    if remaining is not None:
+                        entry[1] = remaining - 1
+                        if entry[1] <= 0:
+                            self._rules.remove(entry)
+                    return rule
+        return None
+
+    def pending(self) -> list[tuple[FaultRule, int | None]]:
+        """Rules not used up yet, with their remaining uses (None = forever)."""
+        with self._lock:
+            return [(rule, remaining) for rule, remaining in self._rules]
+
+    def remove(self, rule_id: str) -> bool:
+        with self._lock:
+            before = len(self._rules)
+            self._rules = [e for e in self._rules if e[0].id != rule_id]
+            return len(self._rules) != before
+
+    def clear(self) -> None:
+        with self._lock:
+            self._rules.clear()

@@ -1,0 +1,111 @@
+"""Behaviour switches for the points the RunComfy docs leave open.
+
+The real service is only partly documented (see ``runcomfy-api.md``). Where a
+detail is *unconfirmed* the default below is the documented or most likely
+behaviour, and the alternative stays selectable, so the client can be tested
+against both without editing the simulator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+MIB = 1024 * 1024
+STATUS_WORDS = ("in_queue", "in_progress", "completed", "failed", "cancelled")
+
+_CHOICES: dict[str, tuple[Any, ...]] = {
+    "auth_error_status": (401, 400),
+    "error_style": ("string", "object"),
+    "output_style": ("images", "image", "both"),
+    "cancel_body": ("both", "status", "outcome"),
+}
+
+
+@dataclass(frozen=True)
+class Options:
+    """Timings and protocol variants of one simulator; replaced, never mutated.
+
+    - ``queue_seconds`` / ``run_seconds``: default lifecycle of a job (a job
+      script can override both per job).
+    - ``auth_error_status``: HTTP status of a missing/bad token (body code
+      400004 either way). Clients map 401 to "token invalid"; 400 is the
+      alternative some RunComfy endpoints were seen to use.
+    - ``error_style``: a failed job's ``error`` as a plain string, or as an
+      object ``{"message", "code"}``.
+    - ``output_style``: ``{"images": [...]}``, ``{"image": url}`` (only when one
+      image was asked for; several always come as ``images``), or both keys.
+    - ``result_model_id``: whether finished results carry ``model_id`` ("sometimes
+      present" per the docs).
+    - ``cancel_body``: cancel answers carry ``status`` and ``outcome``, or only one.
+    - ``refund_failed``: whether failed jobs are refunded. The docs only say every
+      accepted submit is billed, so the default keeps the charge.
+    - ``status_words``: renames of status values for every job (e.g.
+      ``{"completed": "succeeded"}``); job scripts can set their own.
+    - ``file_ttl_seconds``: output files expire this long after the job finished
+      (None: never). How long RunComfy keeps them is unconfirmed.
+    - ``max_active_jobs``: per-account limit of queued + running jobs, answered
+      with HTTP 429 (None: unlimited). Unconfirmed on the real service.
+    - ``max_body_bytes``: submit bodies above this get HTTP 413 (64 MiB, the
+      limit RunComfy's own nodes respect).
+    - ``file_wait_seconds``: how long the file route waits for a render.
+    - ``max_file_bytes``: output files kept in memory; beyond it the oldest
+      jobs' files expire (403), so a long benchmark cannot exhaust memory.
+    """
+
+    queue_seconds: float = 1.0
+    run_seconds: float = 4.0
+    auth_error_status: int = 401
+    error_style: str = "string"
+    output_style: str = "images"
+    result_model_id: bool = True
+    cancel_body: str = "both"
+    refund_failed: bool = False
+    status_words: Mapping[str, str] = field(default_factory=dict)
+    file_ttl_seconds: float | None = None
+    max_active_jobs: int | None = None
+    max_body_bytes: int = 64 * MIB
+    file_wait_seconds: float = 30.0
+    max_file_bytes: int = 1024 * MIB
+
+    def __post_init__(self) -> None:
+        for name, choices in _CHOICES.items():
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name in ("queue_seconds", "run_seconds", "file_wait_seconds"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"{name} must be a number >= 0, got {value!r}")
+        check_status_words(self.status_words)
+        if self.max_active_jobs is not None and self.max_active_jobs < 1:
+            raise ValueError("max_active_jobs must be None or >= 1")
+        if self.max_body_bytes < 1 or self.max_file_bytes < 1:
+            raise ValueError("max_body_bytes and max_file_bytes must be positive")
+        object.__setattr__(self, "status_words", dict(self.status_words))
+
+    def replace(self, **changes: Any) -> "Options":
+        """A copy with ``changes`` applied; unknown names are an error, not ignored."""
+        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
+        if unknown:
+            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict[str, Any]:
+        """Plain JSON-able dict, for the control endpoint."""
+        data = dataclasses.asdict(self)
+        data["status_words"] = dict(self.status_words)
+        return data
+
+
+def check_status_words(words: Mapping[str, str] | None) -> None:
+    """Reject renames of states that do not exist (a typo would silently do nothing)."""
+    if not words:
+        return
+    if not isinstance(words, Mapping):
+        raise ValueError("status_words must be a mapping of state -> word")
+    for state, word in words.items():
+        if state not in STATUS_WORDS:
+            raise ValueError(f"status_words: unknown state {state!r} (states: {', '.join(STATUS_WORDS)})")
+        if not isinstance(word, str) or not word:
+            raise ValueError(f"status_words[{state!r}] must be a non-empty string")

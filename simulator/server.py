@@ -1,0 +1,297 @@
+"""``Simulator``: a local, RunComfy-compatible Model API server.
+
+No machine of this project reaches RunComfy, so every test and demo talks to
+this server over real HTTP on loopback. It is started in-process by tests
+(``with Simulator() as sim:``, ephemeral port, background daemon thread) or
+from the command line (``cli.py``) for a benchmark or a real ComfyUI run,
+which then steer it through ``/_sim/*``.
+
+Start and stop take milliseconds: nothing is rendered or ticked until a job
+is submitted, and stopping closes even idle keep-alive connections.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import secrets
+import socket
+import socketserver
+import sys
+import threading
+import time
+from http.server import ThreadingHTTPServer
+from typing import Any, Callable, TypeVar
+
+from .billing import micros_to_usd
+from .control import Control
+from .faults import FaultBook, FaultRule
+from .files import FileRoute
+from .handler import Handler
+from .jobs import Job, JobScript, JobStore
+from .log import LogRecord, RequestLog
+from .api import Api
+from .options import Options
+from .work import RenderPool
+
+T = TypeVar("T")
+_HOST_HEADER = re.compile(r"^[A-Za-z0-9.\-]+(:\d{1,5})?$|^\[[0-9A-Fa-f:.]+\](:\d{1,5})?$")
+
+
+class _HTTPServer(ThreadingHTTPServer):
+    """ThreadingHTTPServer that binds without a DNS lookup and can close its
+    open connections on stop (idle keep-alive threads would otherwise linger)."""
+
+    daemon_threads = True
+    block_on_close = False
+    request_queue_size = 128  # the default 5 drops SYNs of a burst of clients (a 1 s retransmit stall)
+
+    def __init__(self, address: tuple[str, int], sim: "Simulator", family: socket.AddressFamily) -> None:
+        self.address_family = family
+        self.sim = sim
+        self._open: set[socket.socket] = set()
+        self._open_lock = threading.Lock()
+        super().__init__(address, Handler)
+
+    def server_bind(self) -> None:
+        # HTTPServer.server_bind calls socket.getfqdn(), a reverse DNS lookup
+        # that can take seconds on a machine without DNS; the name is unused.
+        socketserver.TCPServer.server_bind(self)
+        host, port = self.server_address[:2]
+        self.server_name, self.server_port = str(host), int(port)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        with self._open_lock:
+            self._open.add(request)
+        super().process_request(request, client_address)
+
+    def shutdown_request(self, request: Any) -> None:
+        with self._open_lock:
+            self._open.discard(request)
+        super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client hanging up (reset, broken pipe, idle timeout) is normal here,
+        not worth a traceback on stderr; anything else still is."""
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+    def close_open_connections(self) -> None:
+        with self._open_lock:
+            sockets = list(self._open)
+        for sock in sockets:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Simulator:
+    """A RunComfy Model API look-alike on loopback. Use as a context manager.
+
+    Parameters: ``host``/``port`` (default 127.0.0.1, ephemeral), ``token`` of
+    the default account (generated with ``secrets`` when None), ``balance`` of
+    that account in USD, ``queue_seconds``/``run_seconds`` (job lifecycle),
+    ``render_workers`` (image threads), ``options`` and/or any ``Options``
+    field as a keyword (e.g. ``error_style="object"``).
+    """
+
+    account_name = "default"
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str | None = None,
+        balance: float = 100.0,
+        queue_seconds: float | None = None,
+        run_seconds: float | None = None,
+        render_workers: int = 2,
+        options: Options | None = None,
+        **option_overrides: Any,
+    ) -> None:
+        timings = {k: v for k, v in (("queue_seconds", queue_seconds), ("run_seconds", run_seconds)) if v is not None}
+        self._initial_options = (options or Options()).replace(**timings, **option_overrides)
+        self._options = self._initial_options
+        self.host = host
+        self.requested_port = port
+        self.token: str = token or secrets.token_urlsafe(32)
+        self._initial_balance = balance
+        self.started_mono = time.monotonic()
+        self.stopping = threading.Event()
+        self.log = RequestLog()
+        self.faults = FaultBook()
+        self.store = JobStore()
+        self.pool = RenderPool(
+            render_workers, self.log, self.store.now, lambda: round(time.monotonic() - self.started_mono, 6),
+            lambda job, files: self.store.keep_files(job, files, self._options.max_file_bytes),
+        )
+        self.api = Api(self.store, self.pool, lambda: self._options)
+        self.files = FileRoute(self.store, lambda: self._options, self.stopping)
+        self.control = Control(self)
+        self._server: _HTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.store.add_account(self.token, balance, self.account_name)
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> "Simulator":
+        """Bind and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            return self
+        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
+        self._server = _HTTPServer((self.host, self.requested_port), self, family)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="sim-http", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, cut open connections, release waiting handlers and workers."""
+        server, self._server = self._server, None
+        self.stopping.set()
+        self.pool.stop()
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        server.close_open_connections()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+
+    def __enter__(self) -> "Simulator":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- addresses ---------------------------------------------------------------
+    @property
+    def port(self) -> int:
+        if self._server is None:
+            raise RuntimeError("the simulator is not running")
+        return int(self._server.server_address[1])
+
+    @property
+    def url(self) -> str:
+        """Base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash, no /v1)."""
+        host = self.host
+        if _is_unspecified(host):
+            host = "::1" if ":" in host else "127.0.0.1"
+        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+
+    def base_url_for(self, host_header: str | None) -> str:
+        """The base for absolute URLs in answers: the bound address, or the
+        client's Host header when bound to all interfaces."""
+        if _is_unspecified(self.host) and host_header and _HOST_HEADER.match(host_header):
+            return f"http://{host_header}"
+        return self.url
+
+    # -- behaviour ---------------------------------------------------------------
+    @property
+    def options(self) -> Options:
+        return self._options
+
+    def configure(self, **changes: Any) -> Options:
+        """Switch behaviours at run time (any ``Options`` field)."""
+        self._options = self._options.replace(**changes)
+        return self._options
+
+    def advance(self, seconds: float) -> None:
+        """Move simulator time forward: jobs progress as if ``seconds`` passed."""
+        self.store.advance(seconds)
+
+    def advance_to_finish(self, request_id: str) -> None:
+        """Move simulator time to the end of this job's queue + run timers (no-op if past)."""
+        job = self.job(request_id)
+        remaining = job.created_mono + job.queue_seconds + job.run_seconds - self.store.now()
+        if remaining > 0:
+            self.store.advance(remaining)
+
+    def add_fault(self, route: str, kind: str, **params: Any) -> FaultRule:
+        """Inject a fault; see ``FaultRule`` for kinds and parameters."""
+        return self.faults.add(FaultRule(route=route, kind=kind, **params))
+
+    def clear_faults(self) -> None:
+        self.faults.clear()
+
+    def script_next_jobs(self, outcome: str = "completed", **params: Any) -> JobScript:
+        """Make the next ``count`` submitted jobs behave as scripted; see ``JobScript``."""
+        return self.store.add_script(JobScript(outcome=outcome, **params))
+
+    def clear_scripts(self) -> None:
+        self.store.clear_scripts()
+
+    # -- accounts ------------------------------------------------------------------
+    def add_account(self, balance: float = 10.0, *, name: str | None = None, token: str | None = None) -> str:
+        """Create another account; returns its (generated) token."""
+        token = token or secrets.token_urlsafe(32)
+        self.store.add_account(token, balance, name)
+        return token
+
+    def _account(self, token: str | None):  # noqa: ANN202 - Account
+        account = self.store.account_for_token(token or self.token)
+        if account is None:
+            raise KeyError("no account has that token")
+        return account
+
+    def balance(self, token: str | None = None) -> float:
+        """Balance in USD of the account of ``token`` (default: the simulator's)."""
+        return micros_to_usd(self.store.balance_micros(self._account(token)))
+
+    def set_balance(self, amount: float, token: str | None = None) -> None:
+        self.store.set_balance(self._account(token), amount)
+
+    # -- observation ---------------------------------------------------------------
+    def requests(self, **filters: Any) -> list[LogRecord]:
+        """Logged requests matching ``filters`` (any ``LogRecord`` field)."""
+        return self.log.records(**filters)
+
+    def clear_log(self) -> None:
+        self.log.clear()
+
+    @property
+    def jobs(self) -> dict[str, Job]:
+        return self.store.jobs()
+
+    def job(self, request_id: str) -> Job:
+        job = self.store.get(request_id)
+        if job is None:
+            raise KeyError(request_id)
+        return job
+
+    def state(self, request_id: str) -> str:
+        """The true state of a job now (what /result would report)."""
+        return self.job(request_id).state(self.store.now())
+
+    def model_of(self, request_id: str | None) -> str | None:
+        job = self.store.get(request_id) if request_id else None
+        return job.model_id if job else None
+
+    def wait_until(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.005) -> T:
+        """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            value = predicate()
+            if value:
+                return value
+            if time.monotonic() >= deadline:
+                raise TimeoutError(f"condition not met within {timeout} s")
+            time.sleep(interval)
+
+    def reset(self) -> None:
+        """Back to the state right after construction (same token and port)."""
+        self.store.reset()
+        self.store.add_account(self.token, self._initial_balance, self.account_name)
+        self.faults.clear()
+        self.log.clear()
+        self._options = self._initial_options
+
+
+def _is_unspecified(host: str) -> bool:
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_unspecified
+    except ValueError:
+        return host == ""

@@ -1,0 +1,265 @@
+"""The two ComfyUI nodes, run without ComfyUI against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+
+import anyio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from packloader import load_pack, pack_import
+
+pack = load_pack()
+schemas = pack_import("client.schemas")
+errors = pack_import("client.errors")
+comfy_runtime = pack_import("nodes.comfy_runtime")
+edit_module = pack_import("nodes.edit")
+sim_images = pack_import("simulator.images")
+
+TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]
+Edit = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2Edit"]
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def account(simulator, monkeypatch, tmp_path):
+    """Point the pack's configuration at the simulator, as a user's environment would."""
+    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", simulator.token)
+    monkeypatch.delenv("RUNCOMFY_TOKEN", raising=False)
+    monkeypatch.setenv("RUNCOMFY_CONFIG", str(tmp_path / "no-config.json"))
+    return simulator
+
+
+def widget_defaults(node_class) -> dict:
+    return {name: spec[1]["default"] for name, spec in node_class.INPUT_TYPES()["required"].items()}
+
+
+def photo(height: int, width: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
+    """A smooth, textured [1, H, W, C] frame in 0..1 (JPEG-realistic, not flat)."""
+    rng = np.random.default_rng(seed)
+    small = rng.random((max(2, height // 32), max(2, width // 32), channels)).astype(np.float32)
+    big = np.asarray(
+        Image.fromarray((small[..., :3] * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
+        dtype=np.float32,
+    ) / 255.0
+    if channels == 4:
+        alpha = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(height, 0)[..., None]
+        big = np.concatenate([big, alpha], axis=-1)
+    big += rng.normal(0, 0.02, big.shape).astype(np.float32)
+    return torch.from_numpy(np.clip(big, 0, 1))[None]
+
+
+def submitted_inputs(simulator):
+    (job,) = simulator.jobs.values()
+    return job
+
+
+# -- definitions match the model schemas -------------------------------------------
+
+
+@pytest.mark.parametrize("node_class, model_id", [(TextToImage, schemas.TEXT_TO_IMAGE), (Edit, schemas.EDIT)])
+def test_widgets_match_the_schema_field_for_field(node_class, model_id):
+    schema = schemas.get_schema(model_id)
+    required = node_class.INPUT_TYPES()["required"]
+    expected_names = [name for name in schema.properties if name != "image_urls"]
+    assert list(required) == expected_names
+    for name, (kind, options) in required.items():
+        spec = schema.properties[name]
+        assert options["default"] == spec["default"], name
+        assert options["tooltip"], name
+        if spec["type"] == "string" and "enum" in spec:
+            assert kind == spec["enum"]
+        elif spec["type"] == "string":
+            assert kind == "STRING" and options["multiline"]
+        elif spec["type"] == "boolean":
+            assert kind == "BOOLEAN"
+        elif "enum" in spec:
+            assert kind == "INT" and (options["min"], options["max"], options["step"]) == (min(spec["enum"]), max(spec["enum"]), 1)
+            assert list(range(options["min"], options["max"] + 1)) == spec["enum"]
+        elif name == "seed":
+            assert kind == "INT" and options["control_after_generate"] and options["min"] == 0
+        else:
+            assert kind == "INT" and (options["min"], options["max"]) == (spec["minimum"], spec["maximum"])
+
+
+def test_edit_adds_image_sockets_and_urls():
+    optional = Edit.INPUT_TYPES()["optional"]
+    assert [name for name, spec in optional.items() if spec[0] == "IMAGE"] == ["images", "images_2", "images_3", "images_4"]
+    assert optional["image_urls"][0] == "STRING" and optional["image_urls"][1]["multiline"]
+    assert all(spec[1].get("tooltip") for spec in optional.values())
+
+
+@pytest.mark.parametrize("node_class", [TextToImage, Edit])
+def test_node_surface(node_class):
+    assert node_class.RETURN_TYPES == ("IMAGE", "STRING")
+    assert len(node_class.OUTPUT_TOOLTIPS) == 2
+    assert node_class.CATEGORY == "RunComfy/Nano Banana 2"
+    assert node_class.API_NODE is True and node_class.DESCRIPTION
+    assert asyncio.iscoroutinefunction(getattr(node_class, node_class.FUNCTION))
+    assert node_class.INPUT_TYPES()["hidden"] == {"unique_id": "UNIQUE_ID"}
+    assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_class.__name__]
+
+
+def test_no_widget_can_hold_a_token():
+    for node_class in (TextToImage, Edit):
+        types = node_class.INPUT_TYPES()
+        names = [*types["required"], *types.get("optional", {})]
+        assert not any("token" in name or "key" in name for name in names)
+
+
+# -- text to image -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "num_images, aspect_ratio, resolution",
+    [(1, "auto", "1K"), (2, "16:9", "0.5K"), (3, "9:16", "0.5K"), (4, "21:9", "0.5K"), (1, "3:4", "2K")],
+)
+async def test_text_to_image_returns_comfy_images(account, num_images, aspect_ratio, resolution):
+    inputs = {**widget_defaults(TextToImage), "num_images": num_images, "aspect_ratio": aspect_ratio,
+              "resolution": resolution, "prompt": "a lighthouse"}
+    images, info = await TextToImage().generate(unique_id="7", **inputs)
+    width, height = sim_images.expected_size(aspect_ratio, resolution)
+    assert images.shape == (num_images, height, width, 3) and images.dtype == torch.float32
+    assert 0.0 <= images.min() and images.max() <= 1.0 and images.std() > 0.01  # a real picture
+    (job,) = account.jobs.values()
+    assert job.request_id in info and "$" in info
+    assert job.inputs["seed"] == 0 and job.inputs["num_images"] == num_images
+
+
+async def test_a_list_of_prompts_runs_as_concurrent_jobs(account):
+    node = TextToImage()
+    base = {**widget_defaults(TextToImage), "resolution": "0.5K"}
+    results = await asyncio.gather(*(node.generate(unique_id="1", **{**base, "prompt": f"p{n}"}) for n in range(4)))
+    assert [images.shape[0] for images, _ in results] == [1, 1, 1, 1]
+    assert len(account.requests(route="submit")) == 4
+    assert len({info.split("request ")[1].split(" ")[0] for _, info in results}) == 4
+
+
+async def test_a_failed_job_is_an_error_not_a_black_image(account):
+    account.script_next_jobs("blocked")
+    with pytest.raises(errors.JobBlockedError, match="safety filter"):
+        await TextToImage().generate(unique_id="1", **widget_defaults(TextToImage))
+
+
+# -- edit --------------------------------------------------------------------------------
+
+
+async def test_edit_sends_every_frame_of_every_socket_in_order(account):
+    batch = torch.cat([photo(300, 400, seed=s) for s in range(3)])
+    other = photo(500, 500, seed=9)
+    inputs = {**widget_defaults(Edit), "resolution": "0.5K"}
+    images, info = await Edit().generate(
+        unique_id="3", images=batch, images_3=other, image_urls="# a comment\n\n", **inputs
+    )
+    job = submitted_inputs(account)
+    assert [image.size for image in job.images] == [(400, 300)] * 3 + [(500, 500)]
+    assert images.shape[0] == 1 and images.shape[-1] == 3
+    assert job.request_id in info
+
+
+async def test_edit_keeps_transparency_of_rgba_input(account):
+    rgba = photo(256, 256, channels=4)
+    references, _ = await edit_module.encode_references({"images": rgba}, [])
+    mime, payload = references[0][len("data:"):].split(";base64,")
+    with Image.open(io.BytesIO(base64.b64decode(payload))) as sent:
+        assert sent.mode == "RGBA" and mime in ("image/png", "image/webp")
+        alpha = np.asarray(sent)[..., 3]
+    assert alpha[:, :16].mean() < 20 and alpha[:, -16:].mean() > 235  # the transparency gradient survived
+    images, _ = await Edit().generate(unique_id="3", images=rgba, **{**widget_defaults(Edit), "resolution": "0.5K"})
+    assert submitted_inputs(account).images[0].size == (256, 256) and images.shape[-1] == 3
+
+
+async def test_edit_fits_an_oversized_reference_and_says_so(account):
+    huge = photo(4500, 5000)
+    inputs = {**widget_defaults(Edit), "resolution": "0.5K"}
+    images, info = await Edit().generate(unique_id="3", images=huge, **inputs)
+    (sent,) = submitted_inputs(account).images
+    assert sent.size[0] * sent.size[1] <= 4096 * 4096 and sent.size[0] / sent.size[1] == pytest.approx(5000 / 4500, rel=0.01)
+    assert "downscaled" in info
+    assert images.shape[0] == 1
+
+
+async def test_edit_with_hosted_urls_only(account):
+    first, _ = await TextToImage().generate(unique_id="1", **{**widget_defaults(TextToImage), "resolution": "0.5K"})
+    url = next(iter(account.jobs.values())).request_id
+    hosted = [r.path for r in account.requests(route="file")][0]
+    images, _ = await Edit().generate(
+        unique_id="2", image_urls=f"{account.url}{hosted}\n", **{**widget_defaults(Edit), "resolution": "0.5K"}
+    )
+    assert url and images.shape[0] == 1
+    assert len(account.requests(route="submit")) == 2
+
+
+# -- nothing paid for bad input --------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "node_class, extra, words",
+    [
+        (TextToImage, {"prompt": "  "}, "prompt"),
+        (Edit, {}, "No reference image"),
+        (Edit, {"images": torch.rand(21, 8, 8, 3)}, "at most 20"),
+        (Edit, {"images": torch.rand(16, 8, 8, 3), "images_2": torch.rand(4, 9, 9, 3), "image_urls": "https://a.example/1.png"}, "21 reference images"),
+        (Edit, {"images": torch.full((1, 8, 8, 3), float("nan"))}, "NaN"),
+        (Edit, {"images": torch.rand(1, 8, 8, 5)}, "channel"),
+        (Edit, {"image_urls": "not a url"}, "image_urls"),
+    ],
+)
+async def test_bad_inputs_fail_before_any_request(account, node_class, extra, words):
+    with pytest.raises((errors.RunComfyError, ValueError), match=words) as caught:
+        await node_class().generate(unique_id="1", **{**widget_defaults(node_class), **extra})
+    assert "\n" not in str(caught.value)
+    assert account.requests() == []
+
+
+async def test_missing_token_stops_before_anything_is_sent(account, monkeypatch):
+    monkeypatch.delenv("RUNCOMFY_API_TOKEN")
+    for node_class, extra in ((TextToImage, {}), (Edit, {"images": photo(64, 64)})):
+        with pytest.raises(errors.MissingTokenError, match="RUNCOMFY_API_TOKEN"):
+            await node_class().generate(unique_id="1", **{**widget_defaults(node_class), **extra})
+    assert account.requests() == []
+
+
+# -- Stop -------------------------------------------------------------------------------------
+
+
+async def test_stop_while_queued_cancels_the_remote_job_once(account, monkeypatch):
+    account.script_next_jobs("queued_forever")
+    monkeypatch.setattr(comfy_runtime, "processing_interrupted", lambda: bool(account.jobs))
+    with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="queued"):
+        await TextToImage().generate(unique_id="1", **widget_defaults(TextToImage))
+    assert len(account.requests(route="cancel")) == 1
+    (request_id,) = account.jobs
+    assert account.state(request_id) == "cancelled"
+    assert account.requests(route="file") == []
+
+
+async def test_stop_reaches_every_waiting_node(account, monkeypatch):
+    account.script_next_jobs("queued_forever", count=3)
+    monkeypatch.setattr(comfy_runtime, "processing_interrupted", lambda: len(account.jobs) == 3)
+    node = TextToImage()
+    with anyio.fail_after(10):
+        outcomes = await asyncio.gather(
+            *(node.generate(unique_id=str(n), **{**widget_defaults(TextToImage), "prompt": f"p{n}"}) for n in range(3)),
+            return_exceptions=True,
+        )
+    assert all(isinstance(outcome, errors.JobCancelledError) for outcome in outcomes)
+    assert len(account.requests(route="cancel")) == 3
+    assert all(account.state(request_id) == "cancelled" for request_id in account.jobs)
+
+
+# -- caching and the account ---------------------------------------------------------------------
+
+
+def test_is_changed_follows_the_account_not_the_token(account, monkeypatch):
+    first = TextToImage.IS_CHANGED(**widget_defaults(TextToImage))
+    assert first == TextToImage.IS_CHANGED(**widget_defaults(TextToImage))
+    assert account.token not in first
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", "another-account-token")
+    assert TextToImage.IS_CHANGED() != first
