@@ -96,7 +96,7 @@ def _target(use_simulator: bool) -> Iterator[Settings]:
     if not use_simulator:
         yield load_settings()
         return
-    from .simulator import Simulator
+    from .simulator.server import Simulator
 
     with Simulator(queue_seconds=0.5, run_seconds=1.5) as simulator:
         print(f"simulator: {simulator.url} (local, nothing is billed)", file=sys.stderr)

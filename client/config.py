@@ -88,8 +88,8 @@ class Settings:
         if not self.token:
             where = self.config_path or default_config_path()
             raise MissingTokenError(
-                "No RunComfy API token found: set the RUNCOMFY_API_TOKEN environment "
-                f'variable before starting ComfyUI, or put {{"api_token": "..."}} in {where} '
+                "No RunComfy API token found: set the RUNCOMFY_API_TOKEN environment variable "
+                f'(for ComfyUI: before starting it), or put {{"api_token": "..."}} in {where} '
                 "(create a token in your RunComfy profile)"
             )
         return self.token

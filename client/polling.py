@@ -32,7 +32,7 @@ SAFETY_WORDS = ("safety", "blocked", "prohibited", "moderation", "nsfw", "conten
 class JobUpdate:
     """One change worth telling the user about."""
 
-    stage: str  # submitting, queued, running, status, finishing, downloading, done, cancelling, cancelled, not_cancellable
+    stage: str  # submitting, submitted, queued, running, finishing, status (other), downloading, done, cancelling, cancelled, not_cancellable
     request_id: str | None = None
     status: str | None = None
     queue_position: int | None = None
@@ -185,7 +185,7 @@ class JobWatcher:
         seen = (phase, status, queue_position)
         if seen != self._last_seen:
             self._last_seen = seen
-            stage = {Phase.QUEUED: "queued", Phase.RUNNING: "running"}.get(phase, "status")
+            stage = {Phase.QUEUED: "queued", Phase.RUNNING: "running", Phase.COMPLETED: "finishing"}.get(phase, "status")
             self._report(JobUpdate(stage, self.request_id, status, queue_position))
 
     async def _pause(self, phase: Phase) -> None:
