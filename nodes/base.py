@@ -27,6 +27,18 @@ class NanoBanana2Node:
     HIDDEN = {"unique_id": "UNIQUE_ID"}
 
     @classmethod
+    def VALIDATE_INPUTS(cls, prompt=None):
+        """Refuse an empty prompt when the user queues, before any node runs.
+
+        Only ``prompt`` is named, so ComfyUI keeps its own checks of every
+        other widget; a prompt linked from another node arrives as None here
+        and is checked again just before the paid submit.
+        """
+        if isinstance(prompt, str) and not prompt.strip():
+            return "prompt is empty: describe the image you want"
+        return True
+
+    @classmethod
     def IS_CHANGED(cls, **_inputs):
         """Re-run when the account changes; otherwise ComfyUI's cache decides.
 

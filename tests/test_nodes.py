@@ -106,6 +106,13 @@ def test_node_surface(node_class):
     assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_class.__name__]
 
 
+@pytest.mark.parametrize("node_class", [TextToImage, Edit])
+def test_empty_prompt_is_refused_when_queued(node_class):
+    assert node_class.VALIDATE_INPUTS(prompt="  \n") == "prompt is empty: describe the image you want"
+    assert node_class.VALIDATE_INPUTS(prompt="a cat") is True
+    assert node_class.VALIDATE_INPUTS(prompt=None) is True  # linked from another node: checked at run time
+
+
 def test_no_widget_can_hold_a_token():
     for node_class in (TextToImage, Edit):
         types = node_class.INPUT_TYPES()
