@@ -56,8 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--simulator", action="store_true",
                          help="run against a local simulator started for this command (no token, no cost)")
         sub.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job (default 900)")
-    serve = commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C")
-    serve.add_argument("args", nargs=argparse.REMAINDER, help="simulator options (see: simulator --help)")
+    # Listed for --help only: main() hands everything after "simulator" to its own parser.
+    commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C (see: simulator --help)")
     return parser
 
 
@@ -120,12 +120,13 @@ async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Pat
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=os.environ.get("RUNCOMFY_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
-    if args.command == "simulator":
+    if argv[:1] == ["simulator"]:
         from .simulator.cli import main as simulator_main
 
-        return simulator_main(args.args)
+        return simulator_main(argv[1:])
+    args = build_parser().parse_args(argv)
     model_id = TEXT_TO_IMAGE if args.command == "text-to-image" else EDIT
     body = _request_body(args, model_id)
     try:

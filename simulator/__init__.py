@@ -21,7 +21,7 @@ Modules, one job each:
 - ``work``     background rendering pool.
 - ``log``      the secret-free request log.
 - ``options``  switches for behaviour the docs leave unconfirmed.
-- ``cli``      ``python -m simulator`` (run from the pack folder).
+- ``cli``      ``python <pack folder> simulator`` (the pack's command line).
 
 Nothing is imported here, so loading one module stays cheap.
 """

@@ -25,7 +25,7 @@ DEFAULT_PORT = 8189
 def build_parser() -> argparse.ArgumentParser:
     defaults = Options()
     parser = argparse.ArgumentParser(
-        prog="runcomfy-simulator",
+        prog="python <pack folder> simulator",
         description="Local RunComfy-compatible Model API (Nano Banana 2) for tests and demos.",
     )
     parser.add_argument("--host", default=None,
@@ -100,6 +100,3 @@ def _wait_forever() -> None:
     while not event.wait(3600):
         pass
 
-
-if __name__ == "__main__":  # pragma: no cover - run through the pack's loader
-    raise SystemExit(main())
