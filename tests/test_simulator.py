@@ -747,10 +747,10 @@ async def test_concurrent_submits_bill_exactly(simulator: Any) -> None:
     assert len(set(ids)) == 8 and sim.balance() == pytest.approx(100 - 8 * 0.06)
 
 
-def test_cli_runs_as_module_and_prints_url_and_token() -> None:
+def test_cli_runs_from_the_pack_command_line_and_prints_url_and_token() -> None:
     env = {**os.environ, "PYTHONPATH": ""}
     process = subprocess.Popen(
-        [sys.executable, "-m", "simulator", "--port", "0", "--queue-seconds", "0", "--run-seconds", "0"],
+        [sys.executable, str(PACK_ROOT), "simulator", "--port", "0", "--queue-seconds", "0", "--run-seconds", "0"],
         cwd=Path(PACK_ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
     )
     try:
