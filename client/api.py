@@ -44,6 +44,11 @@ from .retry import RetryPolicy, parse_retry_after
 from .schemas import get_schema
 
 log = logging.getLogger("runcomfy")
+# httpx logs every request at INFO, which floods ComfyUI's console with one
+# line per poll and would print (possibly signed) result URLs. Quiet it unless
+# the user configured httpx logging themselves.
+if logging.getLogger("httpx").level == logging.NOTSET:
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 USER_AGENT = "ComfyUI-RunComfy-NanoBanana2/0.1 (+httpx)"
 # Inline images make submits large; everything else is small and quick.

@@ -1,0 +1,525 @@
+"""The pack inside a real ComfyUI, talking to the simulator: import, node definitions, templates, runs.
+
+Runs only when ``COMFYUI_PATH`` points at a ComfyUI checkout; ComfyUI is
+started with ``COMFYUI_PYTHON`` (default: this interpreter). Nothing of the
+user's install is touched: ComfyUI runs against a temporary
+``--base-directory`` (its own custom_nodes, input, output, user and temp
+folders) and an in-memory database, with only this pack linked in.
+
+Each example workflow is converted to the API format the way the editor does
+it (headless Chromium via playwright, when ``COMFYUI_PYTHON`` can import
+playwright and a Chromium is found; ``CHROMIUM_PATH`` names one) and, always,
+by a small converter below that maps ``widgets_values`` to input names using
+``/object_info``. When both are available they must agree. The workflows are
+then queued with ``POST /prompt`` and followed through ``/history``.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Callable, Iterator, TypeVar
+
+import pytest
+
+from packloader import PACK_NAME, PACK_ROOT, pack_import
+
+httpx = pytest.importorskip("httpx")
+Image = pytest.importorskip("PIL.Image")
+
+COMFYUI_PATH = os.environ.get("COMFYUI_PATH", "")
+COMFYUI_PYTHON = os.environ.get("COMFYUI_PYTHON") or sys.executable
+
+
+def _skip_reason() -> str | None:
+    if not COMFYUI_PATH:
+        return "COMFYUI_PATH is not set: point it at a ComfyUI checkout (and COMFYUI_PYTHON at its python) to run this"
+    if not (Path(COMFYUI_PATH) / "main.py").is_file():
+        return f"COMFYUI_PATH={COMFYUI_PATH} has no main.py: it is not a ComfyUI checkout"
+    return None
+
+
+pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(_skip_reason() is not None, reason=_skip_reason() or "")]
+
+T = TypeVar("T")
+T2I, EDIT = "RunComfyNanoBanana2TextToImage", "RunComfyNanoBanana2Edit"
+WORKFLOW_DIR = PACK_ROOT / "example_workflows"
+WORKFLOWS = (
+    "nano_banana_2_text_to_image",
+    "nano_banana_2_edit",
+    "nano_banana_2_multi_reference_edit",
+    "nano_banana_2_generate_then_edit",
+)
+# Submits each workflow must cause: one per node of ours, by model.
+EXPECTED_SUBMITS = {
+    "nano_banana_2_text_to_image": ["google/nano-banana-2/text-to-image"],
+    "nano_banana_2_edit": ["google/nano-banana-2/edit"],
+    "nano_banana_2_multi_reference_edit": ["google/nano-banana-2/edit"],
+    "nano_banana_2_generate_then_edit": ["google/nano-banana-2/edit", "google/nano-banana-2/text-to-image"],
+}
+# Reference image sizes the edit job must receive (example.png is 768×768, the crop 320×320,
+# a 1K text-to-image result 1024×1024).
+EXPECTED_REFERENCES = {
+    "nano_banana_2_edit": [(768, 768)],
+    "nano_banana_2_multi_reference_edit": [(768, 768), (320, 320)],
+    "nano_banana_2_generate_then_edit": [(1024, 1024)],
+}
+# Editor-only nodes: never sent to the server.
+VIRTUAL_NODES = {"Note", "MarkdownNote", "Reroute", "PrimitiveNode"}
+# Values the editor stores after a widget without a matching input.
+EXTRA_WIDGET_VALUE_OPTIONS = ("control_after_generate", "image_upload")
+STARTUP_SECONDS = 180.0
+RUN_SECONDS = 120.0
+BROWSER_SECONDS = 240.0
+SIM_QUEUE_SECONDS = 0.2
+SIM_RUN_SECONDS = 0.5
+TIMINGS: dict[str, float] = {}
+
+
+def wait_for(predicate: Callable[[], T], timeout: float, what: str, interval: float = 0.1) -> T:
+    """Poll ``predicate`` until it returns something truthy, or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def free_loopback_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def load_workflow(name: str) -> dict[str, Any]:
+    return json.loads((WORKFLOW_DIR / f"{name}.json").read_text(encoding="utf-8"))
+
+
+class ComfyUI:
+    """A ComfyUI subprocess on loopback with a temporary base directory."""
+
+    def __init__(self, base: Path, port: int, process: subprocess.Popen, log_path: Path) -> None:
+        self.base, self.port, self.process, self.log_path = base, port, process, log_path
+        self.url = f"http://127.0.0.1:{port}"
+        self.http = httpx.Client(base_url=self.url, timeout=30.0)
+
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def ready(self) -> bool:
+        if not self.alive():
+            pytest.fail(f"ComfyUI exited with {self.process.returncode}; log:\n{self.log()[-4000:]}")
+        try:
+            return self.http.get("/system_stats").status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        self.http.close()
+        if not self.alive():
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)  # its own session: only what we started
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait(timeout=10)
+
+
+def prepare_base_directory(base: Path) -> None:
+    """custom_nodes with only this pack (a symlink named like a clone) and input/example.png."""
+    for folder in ("custom_nodes", "input", "output", "user", "temp"):
+        (base / folder).mkdir(parents=True, exist_ok=True)
+    (base / "custom_nodes" / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
+    shipped = Path(COMFYUI_PATH) / "input" / "example.png"
+    if shipped.is_file():
+        shutil.copyfile(shipped, base / "input" / "example.png")
+    else:  # an old checkout without it: the same size, so the expected reference sizes hold
+        Image.new("RGB", (768, 768), (90, 150, 240)).save(base / "input" / "example.png")
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[Any]:
+    server = pack_import("simulator.server")
+    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
+        yield simulator
+
+
+@pytest.fixture(scope="module")
+def comfy(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyUI]:
+    base = tmp_path_factory.mktemp("comfyui-base")
+    prepare_base_directory(base)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("RUNCOMFY_")}
+    env.update(
+        RUNCOMFY_API_BASE_URL=sim.url,
+        RUNCOMFY_API_TOKEN=sim.token,
+        RUNCOMFY_CONFIG=str(base / "no-runcomfy-config.json"),  # ignore the user's own config file
+        PYTHONUNBUFFERED="1",
+    )
+    port = free_loopback_port()
+    command = [
+        COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+        "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
+    ]
+    log_path = base / "comfyui.log"
+    started = time.monotonic()
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(
+            command, cwd=COMFYUI_PATH, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+    server = ComfyUI(base, port, process, log_path)
+    try:
+        wait_for(server.ready, STARTUP_SECONDS, "ComfyUI to answer /system_stats", interval=0.25)
+        TIMINGS["startup"] = time.monotonic() - started
+        yield server
+    finally:
+        server.stop()
+        print("\nreal ComfyUI timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def object_info(comfy: ComfyUI) -> dict[str, Any]:
+    response = comfy.http.get("/object_info")
+    assert response.status_code == 200
+    return response.json()
+
+
+# ------------------------------------------------------------------ conversion to the API format
+
+
+def convert_workflow(workflow: dict[str, Any], object_info: dict[str, Any]) -> dict[str, Any]:
+    """UI format → API format the way the editor does it, for the nodes the examples use.
+
+    ``widgets_values`` hold one value per widget input, in the node's input
+    order, plus one extra value after a widget with ``control_after_generate``
+    (seeds) or ``image_upload`` (LoadImage's upload button), which the editor
+    does not send. A socket joined by a link becomes ``[source id, slot]``.
+    """
+    links = {link[0]: link for link in workflow["links"]}
+    nodes = {node["id"]: node for node in workflow["nodes"]}
+    prompt: dict[str, Any] = {}
+    for node in workflow["nodes"]:
+        if node["type"] in VIRTUAL_NODES or node.get("mode", 0) != 0:
+            continue
+        definition = object_info[node["type"]]
+        inputs: dict[str, Any] = {}
+        values = list(node.get("widgets_values") or [])
+        for section in ("required", "optional"):
+            for name in definition.get("input_order", {}).get(section, []):
+                kind, *rest = definition["input"][section][name]
+                options = rest[0] if rest else {}
+                if isinstance(kind, list) or kind in ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO"):
+                    inputs[name] = values.pop(0)
+                    for option in EXTRA_WIDGET_VALUE_OPTIONS:
+                        if options.get(option):
+                            values.pop(0)
+        for socket in node.get("inputs", []):
+            link = links.get(socket.get("link"))
+            if link is not None:
+                source = nodes[link[1]]
+                assert source["type"] not in VIRTUAL_NODES, "reroutes/primitives are not converted here"
+                inputs[socket["name"]] = [str(link[1]), link[2]]
+        assert not values, f"{node['type']} {node['id']}: {len(values)} widget value(s) left over: {values}"
+        prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
+    return prompt
+
+
+BROWSER_SCRIPT = r"""
+import asyncio, json, sys
+try:
+    from playwright.async_api import async_playwright
+except ImportError as exc:
+    print(f"playwright not importable: {exc}"); sys.exit(3)
+url, chromium, paths = sys.argv[1], sys.argv[2] or None, sys.argv[3:]
+READY = '''() => !!(window.app && window.app.graph && window.app.vueAppReady && window.LiteGraph
+    && Object.keys(window.LiteGraph.registered_node_types).length > 0)'''
+CONVERT = '''async (wf) => {
+  const reg = window.LiteGraph.registered_node_types;
+  const missing = [...new Set(wf.nodes.map(n => n.type))].filter(t => !(t in reg));
+  document.querySelectorAll('.p-toast-message').forEach(e => e.remove());
+  await window.app.loadGraphData(wf, true, true, null,
+    {showMissingNodesDialog: false, showMissingModelsDialog: false});
+  await new Promise(resolve => setTimeout(resolve, 300));  // let a validation toast render
+  // The editor reports a workflow that fails its schema (zod) only as a toast, not on the console.
+  const toasts = [...document.querySelectorAll('.p-toast-message')].map(e => e.innerText)
+    .filter(text => /invalid|error/i.test(text));
+  const saved = new Map(wf.nodes.map(n => [n.id, (n.widgets_values || []).length]));
+  const widgetMismatch = window.app.graph.serialize().nodes
+    .filter(n => (n.widgets_values || []).length !== saved.get(n.id))
+    .map(n => `${n.id}:${n.type} editor saves ${JSON.stringify(n.widgets_values)}`);
+  const errors = window.app.graph._nodes.filter(n => n.has_errors).map(n => `${n.id}:${n.type}`);
+  const output = missing.length ? null : (await window.app.graphToPrompt()).output;
+  return {missing, widgetMismatch, errors, toasts, output};
+}'''
+async def main():
+    async with async_playwright() as p:
+        try:
+            browser = await p.chromium.launch(executable_path=chromium,
+                args=["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"])
+        except Exception as exc:
+            print(f"cannot launch chromium: {exc}"); return 3
+        try:
+            page = await browser.new_page()
+            await page.goto(url, wait_until="load", timeout=90000)
+            await page.wait_for_function(READY, timeout=90000, polling=200)
+            results = {}
+            for path in paths:
+                with open(path, encoding="utf-8") as f:
+                    results[path] = await page.evaluate(CONVERT, json.load(f))
+        finally:
+            await browser.close()
+    print("RESULT " + json.dumps(results))
+    return 0
+sys.exit(asyncio.run(main()))
+"""
+
+
+def find_chromium() -> str | None:
+    if os.environ.get("CHROMIUM_PATH"):
+        return os.environ["CHROMIUM_PATH"]
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def convert_in_browser(comfy: ComfyUI) -> tuple[dict[str, Any] | None, str]:
+    """Each workflow's ``app.graphToPrompt().output`` from the real editor, or (None, why not)."""
+    paths = [str(WORKFLOW_DIR / f"{name}.json") for name in WORKFLOWS]
+    chromium = find_chromium() or ""  # empty: playwright's own browser, if installed
+    try:
+        done = subprocess.run(
+            [COMFYUI_PYTHON, "-c", BROWSER_SCRIPT, comfy.url + "/", chromium, *paths],
+            capture_output=True, text=True, timeout=BROWSER_SECONDS,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the headless editor did not finish within {BROWSER_SECONDS:.0f} s")
+    if done.returncode == 3:
+        return None, done.stdout.strip() or done.stderr.strip()[-300:]
+    assert done.returncode == 0, f"headless editor failed:\n{done.stdout[-2000:]}\n{done.stderr[-3000:]}"
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    by_path = json.loads(line[len("RESULT "):])
+    return {Path(path).stem: result for path, result in by_path.items()}, "headless editor"
+
+
+@pytest.fixture(scope="module")
+def api_prompts(comfy: ComfyUI, object_info: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """name → API-format prompt; the editor's when it can run, checked against the converter."""
+    converted = {name: convert_workflow(load_workflow(name), object_info) for name in WORKFLOWS}
+    started = time.monotonic()
+    from_browser, source = convert_in_browser(comfy)
+    if from_browser is None:
+        print(f"\nAPI format from the converter in this test (no headless editor: {source})")
+        return converted
+    TIMINGS["browser conversion"] = time.monotonic() - started
+    prompts = {}
+    for name in WORKFLOWS:
+        result = from_browser[name]
+        assert not result["missing"], f"{name}: the editor does not know {result['missing']}"
+        assert not result["widgetMismatch"], f"{name}: widgets_values differ from the editor's: {result['widgetMismatch']}"
+        assert not result["errors"], f"{name}: nodes flagged with errors in the editor: {result['errors']}"
+        assert not result["toasts"], f"{name}: the editor complained while loading it: {result['toasts']}"
+        editor = result["output"]
+        assert set(editor) == set(converted[name]), f"{name}: editor sends nodes {sorted(editor)}"
+        for node_id, node in editor.items():
+            mine = converted[name][node_id]
+            assert node["class_type"] == mine["class_type"]
+            definition = object_info[node["class_type"]]["input"]
+            for section in ("required", "optional"):
+                for input_name in definition.get(section, {}):
+                    assert node["inputs"].get(input_name) == mine["inputs"].get(input_name), (
+                        f"{name} node {node_id} {input_name}: editor {node['inputs'].get(input_name)!r}, "
+                        f"converter {mine['inputs'].get(input_name)!r}"
+                    )
+        prompts[name] = editor
+    return prompts
+
+
+# ------------------------------------------------------------------ running
+
+
+def queue(comfy: ComfyUI, prompt: dict[str, Any], workflow: dict[str, Any]) -> str:
+    body = {"prompt": prompt, "client_id": uuid.uuid4().hex, "extra_data": {"extra_pnginfo": {"workflow": workflow}}}
+    response = comfy.http.post("/prompt", json=body)
+    assert response.status_code == 200, f"POST /prompt: {response.status_code} {response.text[:2000]}"
+    answer = response.json()
+    assert not answer.get("node_errors"), answer["node_errors"]
+    return answer["prompt_id"]
+
+
+def wait_for_history(comfy: ComfyUI, prompt_id: str) -> dict[str, Any]:
+    def finished() -> dict[str, Any] | None:
+        if not comfy.alive():
+            pytest.fail(f"ComfyUI exited; log:\n{comfy.log()[-4000:]}")
+        entry = comfy.http.get(f"/history/{prompt_id}").json().get(prompt_id)
+        return entry if entry and entry.get("status", {}).get("completed") is not None else None
+
+    entry = wait_for(finished, RUN_SECONDS, f"prompt {prompt_id} to finish")
+    status = entry["status"]
+    assert status.get("status_str") == "success" and status.get("completed"), (
+        f"prompt failed: {json.dumps(status.get('messages'))[:3000]}"
+    )
+    return entry
+
+
+def run_workflow(comfy: ComfyUI, prompt: dict[str, Any], workflow: dict[str, Any]) -> tuple[dict[str, Any], float]:
+    started = time.monotonic()
+    entry = wait_for_history(comfy, queue(comfy, prompt, workflow))
+    return entry, time.monotonic() - started
+
+
+def saved_images(comfy: ComfyUI, entry: dict[str, Any], prompt: dict[str, Any]) -> list[Path]:
+    paths = []
+    for node_id, node in prompt.items():
+        if node["class_type"] != "SaveImage":
+            continue
+        images = entry["outputs"].get(node_id, {}).get("images", [])
+        assert images, f"SaveImage {node_id} saved nothing"
+        for image in images:
+            assert image["type"] == "output"
+            paths.append(comfy.base / "output" / image["subfolder"] / image["filename"])
+    return paths
+
+
+# ------------------------------------------------------------------ tests
+
+
+def _mentions_pack(text: str) -> bool:
+    lowered = text.lower()
+    return any(mark in lowered for mark in (PACK_NAME.lower(), str(PACK_ROOT).lower(), "runcomfy"))
+
+
+def test_pack_imports_without_failure_traceback_or_warning(comfy: ComfyUI):
+    log = comfy.log()
+    lines = log.splitlines()
+    import_lines = [line for line in lines if line.rstrip().endswith(f"custom_nodes/{PACK_NAME}")]
+    assert import_lines, f"the pack is missing from ComfyUI's import times:\n{log[-3000:]}"
+    assert not any("IMPORT FAILED" in line for line in import_lines), import_lines
+    assert "IMPORT FAILED" not in log and "Cannot import" not in log
+    for index, line in enumerate(lines):
+        if "Traceback" in line:
+            block = "\n".join(lines[index : index + 60])
+            assert not _mentions_pack(block), f"traceback involving the pack:\n{block}"
+        if "warning" in line.lower() and _mentions_pack(line):
+            pytest.fail(f"warning about the pack: {line}")
+
+
+def test_object_info_defines_both_nodes_as_the_pack_does(comfy: ComfyUI, object_info: dict[str, Any]):
+    classes = pack_import("nodes").NODE_CLASS_MAPPINGS
+    widgets = ["prompt", "num_images", "seed", "aspect_ratio", "resolution", "output_format",
+               "safety_tolerance", "limit_generations", "enable_web_search"]
+    expected_optional = {T2I: [], EDIT: ["images", "images_2", "images_3", "images_4", "image_urls"]}
+    for name in (T2I, EDIT):
+        assert name in object_info, f"{name} is not in /object_info"
+        info = object_info[name]
+        assert info["input_order"]["required"] == widgets
+        assert info["input_order"].get("optional", []) == expected_optional[name]
+        assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["images", "info"]
+        assert info["category"] == "RunComfy/Nano Banana 2"
+        assert info["api_node"] is True and info["output_node"] is False
+        defined = json.loads(json.dumps(classes[name].INPUT_TYPES()))
+        for section in ("required", "optional"):
+            assert info["input"].get(section, {}) == defined.get(section, {}), f"{name} {section} inputs differ"
+        assert info["input"]["required"]["seed"][1].get("control_after_generate") is True
+        assert info["input"]["required"]["prompt"][1].get("multiline") is True
+    for name in ("SaveImage", "LoadImage", "PreviewAny", "ImageCrop"):
+        assert name in object_info, f"core node {name} used by the examples is missing from this ComfyUI"
+
+
+def test_browse_templates_lists_and_serves_the_examples(comfy: ComfyUI):
+    listed = comfy.http.get("/workflow_templates").json()
+    assert sorted(listed.get(PACK_NAME, [])) == sorted(WORKFLOWS)
+    for name in WORKFLOWS:
+        served = comfy.http.get(f"/api/workflow_templates/{PACK_NAME}/{name}.json")
+        assert served.status_code == 200 and served.json() == load_workflow(name)
+        thumbnail = comfy.http.get(f"/api/workflow_templates/{PACK_NAME}/{name}.jpg")
+        assert thumbnail.status_code == 200 and thumbnail.content[:3] == b"\xff\xd8\xff", f"{name}.jpg"
+
+
+def test_help_pages_are_served(comfy: ComfyUI):
+    for name in (T2I, EDIT):
+        page = comfy.http.get(f"/extensions/{PACK_NAME}/docs/{name}.md")
+        assert page.status_code == 200 and page.text.startswith("# "), f"{name}.md: {page.status_code}"
+
+
+def test_examples_convert_to_the_api_format(api_prompts: dict[str, dict[str, Any]]):
+    for name, prompt in api_prompts.items():
+        types = collections.Counter(node["class_type"] for node in prompt.values())
+        ours = types[T2I] + types[EDIT]
+        assert ours == len(EXPECTED_SUBMITS[name]), f"{name}: {dict(types)}"
+        assert all(node["class_type"] not in VIRTUAL_NODES for node in prompt.values())
+
+
+@pytest.mark.parametrize("name", WORKFLOWS)
+def test_example_runs_to_saved_images(name: str, comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]):
+    prompt, workflow = api_prompts[name], load_workflow(name)
+    submits_before = len(sim.requests(route="submit"))
+    files_before = len(sim.requests(route="file"))
+    entry, seconds = run_workflow(comfy, prompt, workflow)
+    TIMINGS[name] = seconds
+
+    submits = sim.requests(route="submit")[submits_before:]
+    assert sorted(record.model_id for record in submits) == EXPECTED_SUBMITS[name]
+    assert all(record.status == 200 for record in submits), [(r.status, r.note) for r in submits]
+    downloads = sim.requests(route="file")[files_before:]
+    assert len(downloads) >= len(submits), "every job's image must be downloaded"
+    assert not any(record.auth_header_sent for record in downloads), "a file download carried Authorization"
+
+    jobs = {record.request_id: sim.job(record.request_id) for record in submits}
+    edit_jobs = [job for job in jobs.values() if job.model_id.endswith("/edit")]
+    if name in EXPECTED_REFERENCES:
+        assert [image.size for image in edit_jobs[0].images] == EXPECTED_REFERENCES[name]
+    sizes = collections.Counter(job.output_size for job in jobs.values())
+
+    paths = saved_images(comfy, entry, prompt)
+    assert len(paths) == sum(1 for node in prompt.values() if node["class_type"] == "SaveImage")
+    for path in paths:
+        assert path.is_file(), path
+        raw = path.read_bytes()
+        assert sim.token.encode() not in raw, f"{path.name} contains the token"
+        with Image.open(path) as image:
+            assert image.format == "PNG" and image.size in sizes, f"{path.name}: {image.format} {image.size}"
+            text = dict(image.text)
+        assert {"prompt", "workflow"} <= set(text), f"{path.name} lacks ComfyUI's metadata: {sorted(text)}"
+        assert all(sim.token not in value for value in text.values())
+        assert any(node.get("class_type") in (T2I, EDIT) for node in json.loads(text["prompt"]).values())
+
+    for node_id, node in prompt.items():
+        if node["class_type"] == "PreviewAny":
+            shown = "".join(entry["outputs"][node_id]["text"])
+            request_ids = [record.request_id for record in submits]
+            assert any(request_id in shown for request_id in request_ids) and "completed" in shown, shown
+
+
+def test_unchanged_workflow_is_not_billed_again(comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]):
+    name = "nano_banana_2_text_to_image"
+    prompt, workflow = api_prompts[name], load_workflow(name)
+    run_workflow(comfy, prompt, workflow)  # billed only if no earlier test ran it
+    submits = len(sim.requests(route="submit"))
+    entry, seconds = run_workflow(comfy, prompt, workflow)
+    TIMINGS["cached re-run"] = seconds
+    assert len(sim.requests(route="submit")) == submits, "an unchanged graph was submitted (and billed) again"
+    assert saved_images(comfy, entry, prompt)
+
+
+def test_token_appears_in_no_log_history_or_node_definition(comfy: ComfyUI, sim: Any):
+    assert sim.token not in comfy.log(), "the token is in ComfyUI's log"
+    assert sim.token not in comfy.http.get("/history").text, "the token is in ComfyUI's history"
+    assert sim.token not in comfy.http.get("/object_info").text
