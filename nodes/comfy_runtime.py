@@ -44,6 +44,7 @@ class NodeFeedback:
 
     def __init__(self, node_id: str | None) -> None:
         self.node_id = node_id
+        self._last_step: int | None = None
         self._bar = None
         self._server = None
         try:
@@ -67,10 +68,12 @@ class NodeFeedback:
         every other waiting node) decides what to do about a Stop, so the flag
         is put back for them to see.
         """
-        if self._bar is None:
-            return
+        step = int(max(0.0, min(1.0, fraction)) * self.STEPS)
+        if self._bar is None or step == self._last_step:
+            return  # each update is a websocket message: send only real moves
+        self._last_step = step
         try:
-            self._bar.update_absolute(int(max(0.0, min(1.0, fraction)) * self.STEPS), self.STEPS)
+            self._bar.update_absolute(step, self.STEPS)
         except Exception as exc:
             if type(exc).__name__ != "InterruptProcessingException":
                 raise

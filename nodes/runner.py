@@ -87,6 +87,8 @@ async def run_generation(
     kind = (model_id, inputs.get("resolution"), inputs.get("num_images"))
     progress = _Progress(feedback, client.run_durations.expected(kind))
     cancel = asyncio.Event()
+    if comfy_runtime.processing_interrupted():  # Stop came before we started: submit nothing
+        cancel.set()
     watcher = asyncio.create_task(_watch_for_stop(cancel, progress))
     try:
         job = await run_job(client, model_id, inputs, on_update=progress, cancel=cancel, process=_decode)

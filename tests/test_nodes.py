@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
+import sys
+import types
 
 import anyio
 import numpy as np
@@ -247,6 +249,13 @@ async def test_stop_while_queued_cancels_the_remote_job_once(account, monkeypatc
     assert account.requests(route="file") == []
 
 
+async def test_stop_before_the_node_starts_submits_nothing(account, monkeypatch):
+    monkeypatch.setattr(comfy_runtime, "processing_interrupted", lambda: True)
+    with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="nothing was billed"):
+        await TextToImage().generate(unique_id="1", **widget_defaults(TextToImage))
+    assert account.requests() == []
+
+
 async def test_stop_reaches_every_waiting_node(account, monkeypatch):
     account.script_next_jobs("queued_forever", count=3)
     monkeypatch.setattr(comfy_runtime, "processing_interrupted", lambda: len(account.jobs) == 3)
@@ -270,3 +279,82 @@ def test_is_changed_follows_the_account_not_the_token(account, monkeypatch):
     assert account.token not in first
     monkeypatch.setenv("RUNCOMFY_API_TOKEN", "another-account-token")
     assert TextToImage.IS_CHANGED() != first
+
+
+class FakeComfy:
+    """Stand-ins for the parts of ComfyUI the nodes touch, with ComfyUI's quirk:
+    a progress update raises InterruptProcessingException and clears the Stop flag."""
+
+    class InterruptProcessingException(Exception):
+        pass
+
+    def __init__(self) -> None:
+        self.stop_pressed = False
+        self.stop_inside_next_update = False
+        self.progress: list[int] = []
+        fake = self
+
+        class ProgressBar:
+            def __init__(self, total, node_id=None):
+                self.total = total
+
+            def update_absolute(self, value, total=None, preview=None):
+                fake.progress.append(value)
+                if fake.stop_inside_next_update:  # the race: Stop lands just before this update
+                    fake.stop_inside_next_update, fake.stop_pressed = False, True
+                if fake.stop_pressed:  # ComfyUI's hook: read, clear, raise
+                    fake.stop_pressed = False
+                    raise fake.InterruptProcessingException()
+
+        self.utils = types.SimpleNamespace(ProgressBar=ProgressBar)
+        self.model_management = types.SimpleNamespace(
+            InterruptProcessingException=self.InterruptProcessingException,
+            processing_interrupted=lambda: self.stop_pressed,
+            interrupt_current_processing=lambda value=True: setattr(self, "stop_pressed", value),
+        )
+
+    def install(self, monkeypatch) -> None:
+        package = types.ModuleType("comfy")
+        package.utils, package.model_management = self.utils, self.model_management
+        monkeypatch.setitem(sys.modules, "comfy", package)
+        monkeypatch.setitem(sys.modules, "comfy.utils", self.utils)
+        monkeypatch.setitem(sys.modules, "comfy.model_management", self.model_management)
+
+
+async def test_stop_in_comfyui_survives_the_progress_hook_and_interrupts(account, monkeypatch):
+    comfy = FakeComfy()
+    comfy.install(monkeypatch)
+    account.script_next_jobs("queued_forever", queue_seconds=0.2)
+
+    async def press_stop_once_queued():
+        while not account.jobs:
+            await asyncio.sleep(0.01)
+        comfy.stop_pressed = True
+
+    presser = asyncio.create_task(press_stop_once_queued())
+    with anyio.fail_after(10), pytest.raises(comfy.InterruptProcessingException):
+        await TextToImage().generate(unique_id="5", **widget_defaults(TextToImage))
+    await presser
+    assert len(account.requests(route="cancel")) == 1
+    assert account.state(next(iter(account.jobs))) == "cancelled"
+    assert comfy.stop_pressed  # still set for every other waiting node to see
+    assert comfy.progress == sorted(comfy.progress) and len(comfy.progress) == len(set(comfy.progress))
+
+
+async def test_stop_swallowed_by_the_progress_hook_is_restored(account, monkeypatch):
+    comfy = FakeComfy()
+    comfy.install(monkeypatch)
+    account.script_next_jobs("never_finishes", queue_seconds=0.0)
+
+    async def stop_during_the_next_update_once_running():
+        while not account.jobs or account.state(next(iter(account.jobs))) != "in_progress":
+            await asyncio.sleep(0.01)
+        comfy.stop_inside_next_update = True
+
+    arm = asyncio.create_task(stop_during_the_next_update_once_running())
+    with anyio.fail_after(15), pytest.raises(comfy.InterruptProcessingException):
+        await TextToImage().generate(unique_id="6", **widget_defaults(TextToImage))
+    await arm
+    assert not comfy.stop_inside_next_update  # the hook really fired inside an update
+    assert len(account.requests(route="cancel")) == 1
+    assert comfy.stop_pressed
