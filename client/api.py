@@ -89,12 +89,13 @@ class RunComfyClient:
         http: httpx.AsyncClient | None = None,
         retry: RetryPolicy = RetryPolicy(),
         max_concurrent_jobs: int = 8,
+        run_durations: RunDurations | None = None,
     ) -> None:
         self.settings = settings
         self.retry = retry
         self._http = http or new_http_client()
         self._owns_http = http is None
-        self.run_durations = RunDurations()
+        self.run_durations = run_durations if run_durations is not None else RunDurations()
         # Caps how many jobs one account runs at once (a list of prompts fans out).
         self.job_slots = asyncio.Semaphore(max_concurrent_jobs)
         self.download_policy = DownloadPolicy(
@@ -253,11 +254,13 @@ class RunComfyClient:
 
 
 # One client per (event loop, account): an httpx.AsyncClient's pooled
-# connections belong to the loop that opened them, and ComfyUI may run
-# successive prompts on different loops.
+# connections belong to the loop that opened them, and ComfyUI runs every
+# prompt on a new loop. What the pacer learned about how long jobs run is
+# plain data, so it outlives the loops: one record per account.
 _SHARED: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, RunComfyClient]]" = (
     weakref.WeakKeyDictionary()
 )
+_DURATIONS: dict[tuple[str, str], RunDurations] = {}
 
 
 def shared_client(settings: Settings | None = None) -> RunComfyClient:
@@ -268,5 +271,6 @@ def shared_client(settings: Settings | None = None) -> RunComfyClient:
     key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts)
     client = per_loop.get(key)
     if client is None:
-        client = per_loop[key] = RunComfyClient(settings)
+        durations = _DURATIONS.setdefault(key[:2], RunDurations())
+        client = per_loop[key] = RunComfyClient(settings, run_durations=durations)
     return client

@@ -12,14 +12,13 @@ import math
 import time
 from typing import Any, Mapping, Sequence
 
-import numpy as np
 import torch
 
 from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client
 from ..client.schemas import get_schema
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
-from .image_codec import decode_image, images_to_tensor
+from .image_codec import ResultImage, inspect_result, results_to_tensor
 
 INTERRUPT_CHECK_SECONDS = 0.1
 TYPICAL_RUN_SECONDS = 20.0
@@ -59,8 +58,10 @@ async def _watch_for_stop(cancel: asyncio.Event, progress: _Progress) -> None:
         await asyncio.sleep(INTERRUPT_CHECK_SECONDS)
 
 
-async def _decode(data: bytes) -> np.ndarray:
-    return await asyncio.to_thread(decode_image, data)
+async def _inspect(data: bytes) -> ResultImage:
+    """Check each download as it arrives; the pixels are decoded once all are in,
+    straight into the IMAGE batch (no per-frame copies: see ``results_to_tensor``)."""
+    return await asyncio.to_thread(inspect_result, data)
 
 
 def _describe_result(model_id: str, request_id: str, status: str, cost: float | None, images: torch.Tensor) -> str:
@@ -91,7 +92,7 @@ async def run_generation(
         cancel.set()
     watcher = asyncio.create_task(_watch_for_stop(cancel, progress))
     try:
-        job = await run_job(client, model_id, inputs, on_update=progress, cancel=cancel, process=_decode)
+        job = await run_job(client, model_id, inputs, on_update=progress, cancel=cancel, process=_inspect)
     except JobCancelledError as exc:
         if cancel.is_set():
             feedback.status(str(exc))
@@ -101,7 +102,7 @@ async def run_generation(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
-    images, padding_notes = await asyncio.to_thread(images_to_tensor, job.files)
+    images, padding_notes = await asyncio.to_thread(results_to_tensor, job.files)
     info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
     info_lines += [*notes, *padding_notes]
     feedback.progress(1.0)

@@ -1,0 +1,245 @@
+"""The pack's fast paths give exactly what the straightforward ones give.
+
+Decoding results straight into the IMAGE batch, converting upload frames in
+strips, skipping JPEG encodes a sample shows cannot fit, and the learned poll
+schedule: each is checked against the plain path or the rule it must keep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import struct
+import zlib
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from packloader import load_pack, pack_import
+
+codec = pack_import("nodes.image_codec")
+client_api = pack_import("client.api")
+polling = pack_import("client.polling")
+client_pkg = pack_import("client")
+Phase = pack_import("client.responses").Phase
+
+
+def photo(height: int, width: int, seed: int = 0, noise: float = 3.0) -> np.ndarray:
+    """uint8 [H, W, 3]: a smooth colour field with grain (compresses like a photo)."""
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    field = np.asarray(small.resize((width, height), Image.Resampling.BICUBIC), dtype=np.float32)
+    grain = rng.normal(0.0, noise, (height, width, 3)).astype(np.float32)
+    return np.clip(field + grain, 0, 255).astype(np.uint8)
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+def straight(files: list[bytes]) -> tuple[torch.Tensor, tuple[str, ...]]:
+    return codec.results_to_tensor([codec.inspect_result(data) for data in files])
+
+
+def plain(files: list[bytes]) -> tuple[torch.Tensor, tuple[str, ...]]:
+    return codec.images_to_tensor([codec.decode_image(data) for data in files])
+
+
+def exif_orientation(value: int) -> bytes:
+    exif = Image.Exif()
+    exif[0x0112] = value
+    return exif.tobytes()
+
+
+# ---------------------------------------------------------------- results straight into the batch
+
+
+def test_every_kind_of_result_decodes_as_the_plain_path_does():
+    rgb = photo(48, 64, seed=1)
+    gray16 = (np.arange(48 * 64, dtype=np.uint16).reshape(48, 64) * 21).astype(np.uint16)
+    rgba = np.dstack([rgb, np.linspace(0, 255, 64, dtype=np.uint8)[None, :].repeat(48, 0)])
+    files = [
+        encoded(Image.fromarray(rgb), "PNG"),
+        encoded(Image.fromarray(rgb), "JPEG", quality=90),
+        encoded(Image.fromarray(rgb), "WEBP", lossless=True),
+        encoded(Image.fromarray(rgba, "RGBA"), "PNG"),
+        encoded(Image.fromarray(rgb).quantize(16), "PNG", transparency=0),
+        encoded(Image.fromarray(rgb), "PNG", transparency=tuple(int(v) for v in rgb[0, 0])),
+        encoded(Image.fromarray(rgb[..., 0], "L"), "PNG"),
+        encoded(Image.fromarray(gray16), "PNG"),
+        encoded(Image.fromarray(rgb), "JPEG", quality=95, exif=exif_orientation(6)),  # rotated: 48 wide
+    ]
+    batch, notes = straight(files)
+    expected, expected_notes = plain(files)
+    assert batch.shape == expected.shape == (9, 64, 64, 3)
+    assert torch.equal(batch, expected) and notes == expected_notes
+    assert notes[-1] == "result 9 is 48×64, padded to 64×64"
+
+
+def test_large_results_in_many_strips_match_too():
+    files = [encoded(Image.fromarray(photo(1100, 700, seed=seed)), "PNG", compress_level=1) for seed in range(3)]
+    batch, notes = straight(files)
+    assert torch.equal(batch, plain(files)[0]) and notes == ()
+
+
+def test_a_png_rotated_by_exif_after_its_pixels_takes_the_general_path():
+    png = encoded(Image.fromarray(photo(20, 40, seed=2)), "PNG", exif=exif_orientation(8))
+    chunks, at = [], 8
+    while at < len(png):  # move the eXIf chunk behind IDAT, where the header read cannot see it
+        (length,) = struct.unpack(">I", png[at : at + 4])
+        chunks.append(png[at : at + 12 + length])
+        at += 12 + length
+    exif = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
+    chunks.remove(exif)
+    late = png[:8] + b"".join(chunks[:-1]) + exif + chunks[-1]
+    assert codec.inspect_result(late).width == 40  # the header alone does not know
+    batch, _ = straight([late])
+    assert batch.shape == (1, 40, 20, 3) and torch.equal(batch, plain([late])[0])
+
+
+def _chunk(kind: bytes, body: bytes) -> bytes:
+    return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+
+@pytest.mark.parametrize(
+    "data, words",
+    [
+        (b"<!DOCTYPE html><html><body>403</body></html>", "result is not an image (looks like HTML"),
+        (b"\x89PNG\r\n\x1a\n" + b"x" * 30, "header is corrupt"),
+        (
+            b"\x89PNG\r\n\x1a\n"
+            + _chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 8, 2, 0, 0, 0))
+            + _chunk(b"IDAT", zlib.compress(b""))
+            + _chunk(b"IEND", b""),
+            "large",
+        ),
+    ],
+)
+def test_inspecting_a_download_refuses_what_decoding_refuses(data, words):
+    with pytest.raises(ValueError, match="result") as inspected:
+        codec.inspect_result(data)
+    with pytest.raises(ValueError) as decoded:
+        codec.decode_image(data)
+    assert words in str(inspected.value) and str(inspected.value) == str(decoded.value)
+
+
+def test_a_truncated_result_is_a_clear_error():
+    data = encoded(Image.fromarray(photo(64, 64)), "PNG")
+    result = codec.inspect_result(data[: len(data) // 2])  # the header is intact
+    with pytest.raises(ValueError, match="truncated or corrupt"):
+        codec.results_to_tensor([result, codec.inspect_result(data)])
+
+
+# ---------------------------------------------------------------- upload encoding
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (37, 1001, 3), (300, 700, 4)])
+def test_frames_reach_pillow_exactly_as_to_uint8_rounds_them(shape):
+    frame = torch.rand(shape) * 1.2 - 0.1  # out-of-range values are clipped
+    mode = "RGBA" if shape[-1] == 4 else "RGB"
+    image = codec._to_image(frame, mode)
+    assert image.mode == mode and image.size == (shape[1], shape[0])
+    np.testing.assert_array_equal(np.asarray(image), codec._to_uint8(frame).numpy())
+    half = frame.half()[::2]  # other dtypes and strides
+    np.testing.assert_array_equal(np.asarray(codec._to_image(half, mode)), codec._to_uint8(half).numpy())
+
+
+def test_the_size_estimate_only_skips_encodes_that_cannot_fit(monkeypatch):
+    frame = torch.from_numpy(photo(2048, 2048, seed=3, noise=12.0).astype(np.float32) / 255.0)
+    full = len(codec.encode_for_upload(frame).data)
+    sizes = []
+    real_encode = codec._encode
+
+    def counting(image, quality):
+        if image.size == (2048, 2048):
+            sizes.append(quality)
+        return real_encode(image, quality)
+
+    monkeypatch.setattr(codec, "_encode", counting)
+    for budget in (int(full * 0.6), int(full * 0.3), 30_000):
+        sizes.clear()
+        fast = codec.encode_for_upload(frame, max_bytes=budget)
+        fast_attempts = list(sizes)
+        with monkeypatch.context() as without:
+            without.setattr(codec._JpegSizeEstimate, "worthwhile", classmethod(lambda cls, image: False))
+            sizes.clear()
+            slow = codec.encode_for_upload(frame, max_bytes=budget)
+        assert (fast.data, fast.adjustments) == (slow.data, slow.adjustments), budget
+        assert len(fast_attempts) < len(sizes), (fast_attempts, sizes)  # only doomed attempts were skipped
+
+
+# ---------------------------------------------------------------- polling
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_durations_learn_their_spread():
+    durations = polling.RunDurations()
+    assert durations.expected("k") is None and durations.spread("k") is None
+    for seconds in (5.0, 7.0, 5.0, 7.0, 5.0, 7.0):
+        durations.observe("k", seconds)
+    assert 5.0 < durations.expected("k") < 7.0 and 0.8 < durations.spread("k") < 2.0
+
+
+@pytest.mark.parametrize("ends_after", [4.3, 5.0, 5.6, 6.2, 8.0])
+def test_a_learned_job_stays_within_two_calls_a_second_and_looks_closely_near_its_end(ends_after):
+    clock = FakeClock()
+    created = clock.now
+    pacer = polling.PollPacer(expected_run=5.0, spread=0.4, clock=clock)
+    clock.now += 1.0  # queued for a second, then seen running
+    pacer.running_since, pacer.start_uncertainty = clock.now, 0.3
+    end = pacer.running_since + ends_after
+    polls = []
+    while True:
+        pacer.spend()
+        polls.append(clock.now)
+        if clock.now >= end:
+            break
+        clock.now += pacer.next_delay(Phase.RUNNING)
+    assert (len(polls) + 1) / (polls[-1] - created) <= 2.0  # the /result call included
+    assert polls[-1] - end <= polling.PollPacer.UNLEARNED_INTERVAL
+    if abs(ends_after - 5.0) <= 0.6:
+        assert polls[-1] - end < 0.35  # where the end was likely, polls were close together
+
+
+def test_the_server_timestamps_give_the_duration():
+    assert polling._server_seconds("2025-01-01T00:00:00.250Z", "2025-01-01T00:00:06.750Z") == 6.5
+    assert polling._server_seconds(None, "2025-01-01T00:00:06Z") is None
+    assert polling._server_seconds("yesterday", "2025-01-01T00:00:06Z") is None
+
+
+@pytest.mark.anyio
+async def test_a_job_teaches_its_run_duration(simulator):
+    settings = client_pkg.Settings(base_url=simulator.url, token=simulator.token, token_source="test")
+    simulator.script_next_jobs(queue_seconds=0.3, run_seconds=1.2)
+    async with client_pkg.RunComfyClient(settings) as client:
+        inputs = {"prompt": "x", "resolution": "0.5K"}
+        await client_pkg.run_job(client, "google/nano-banana-2/text-to-image", inputs)
+        learned = client.run_durations.expected(("google/nano-banana-2/text-to-image", "0.5K", None))
+    assert learned == pytest.approx(1.2, abs=0.3)  # the start is only known to a poll gap
+
+
+def test_what_was_learned_outlives_each_prompts_event_loop(simulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", simulator.token)
+    monkeypatch.delenv("RUNCOMFY_TOKEN", raising=False)
+    monkeypatch.setenv("RUNCOMFY_CONFIG", str(tmp_path / "absent.json"))
+    node = load_pack().NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]()
+    widgets = {name: spec[1]["default"] for name, spec in node.INPUT_TYPES()["required"].items()}
+    widgets.update(prompt="a lighthouse", resolution="0.5K")
+    kind = ("google/nano-banana-2/text-to-image", "0.5K", widgets["num_images"])
+    simulator.script_next_jobs(queue_seconds=0.1, run_seconds=0.6, count=2)
+    for seed in (1, 2):  # ComfyUI runs each prompt with asyncio.run: a new loop, a new pooled client
+        asyncio.run(node.generate(unique_id="7", **dict(widgets, seed=seed)))
+    (learned,) = [durations for durations in client_api._DURATIONS.values() if durations.expected(kind)]
+    assert learned.spread(kind) is not None  # both prompts taught the same memory
