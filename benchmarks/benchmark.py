@@ -617,10 +617,10 @@ def measure_results_memory(sim: Any, points: list[ResultsPoint], seeds: Seeds) -
 def memory_child(side: str, resolution: str, count: int, seed: int) -> None:
     """Run in a fresh process: one job's results → IMAGE batch, reporting peak extra RSS as JSON."""
     load_pack()
-    image_codec = pack_module("nodes.image_codec")
+    results = pack_module("nodes.result_images")
     warm = io.BytesIO()  # load the codecs and numpy/torch kernels before measuring
     Image.new("RGB", (64, 64), (10, 20, 30)).save(warm, format="PNG")
-    image_codec.images_to_tensor([image_codec.decode_image(warm.getvalue())])
+    results.images_to_tensor([results.decode_image(warm.getvalue())])
     inputs = node_inputs(seed=seed, resolution=resolution, num_images=count, output_format="png")
     sim = _EnvSimulator()
     with PeakMemory() as peak:

@@ -11,7 +11,7 @@ from ..client import load_settings
 from ..client.errors import RequestValidationError
 from ..client.schemas import EDIT, get_schema
 from .base import NanoBanana2Node
-from .image_codec import EncodedImage, encode_for_upload, frames_from_images
+from .upload_images import EncodedImage, encode_for_upload, frames_from_images
 from .runner import run_generation
 from .widgets import schema_widgets
 

@@ -18,7 +18,7 @@ from ..client import JobCancelledError, JobUpdate, load_settings, run_job, share
 from ..client.schemas import get_schema
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
-from .image_codec import ResultImage, inspect_result, results_to_tensor
+from .result_images import ResultImage, inspect_result, results_to_tensor
 
 INTERRUPT_CHECK_SECONDS = 0.1
 TYPICAL_RUN_SECONDS = 20.0

@@ -19,7 +19,8 @@ from PIL import Image
 
 from packloader import load_pack, pack_import
 
-codec = pack_import("nodes.image_codec")
+upload = pack_import("nodes.upload_images")
+results = pack_import("nodes.result_images")
 client_api = pack_import("client.api")
 polling = pack_import("client.polling")
 client_pkg = pack_import("client")
@@ -42,11 +43,11 @@ def encoded(image: Image.Image, fmt: str, **options) -> bytes:
 
 
 def straight(files: list[bytes]) -> tuple[torch.Tensor, tuple[str, ...]]:
-    return codec.results_to_tensor([codec.inspect_result(data) for data in files])
+    return results.results_to_tensor([results.inspect_result(data) for data in files])
 
 
 def plain(files: list[bytes]) -> tuple[torch.Tensor, tuple[str, ...]]:
-    return codec.images_to_tensor([codec.decode_image(data) for data in files])
+    return results.images_to_tensor([results.decode_image(data) for data in files])
 
 
 def exif_orientation(value: int) -> bytes:
@@ -96,7 +97,7 @@ def test_a_png_rotated_by_exif_after_its_pixels_takes_the_general_path():
     exif = next(chunk for chunk in chunks if chunk[4:8] == b"eXIf")
     chunks.remove(exif)
     late = png[:8] + b"".join(chunks[:-1]) + exif + chunks[-1]
-    assert codec.inspect_result(late).width == 40  # the header alone does not know
+    assert results.inspect_result(late).width == 40  # the header alone does not know
     batch, _ = straight([late])
     assert batch.shape == (1, 40, 20, 3) and torch.equal(batch, plain([late])[0])
 
@@ -121,17 +122,17 @@ def _chunk(kind: bytes, body: bytes) -> bytes:
 )
 def test_inspecting_a_download_refuses_what_decoding_refuses(data, words):
     with pytest.raises(ValueError, match="result") as inspected:
-        codec.inspect_result(data)
+        results.inspect_result(data)
     with pytest.raises(ValueError) as decoded:
-        codec.decode_image(data)
+        results.decode_image(data)
     assert words in str(inspected.value) and str(inspected.value) == str(decoded.value)
 
 
 def test_a_truncated_result_is_a_clear_error():
     data = encoded(Image.fromarray(photo(64, 64)), "PNG")
-    result = codec.inspect_result(data[: len(data) // 2])  # the header is intact
+    result = results.inspect_result(data[: len(data) // 2])  # the header is intact
     with pytest.raises(ValueError, match="truncated or corrupt"):
-        codec.results_to_tensor([result, codec.inspect_result(data)])
+        results.results_to_tensor([result, results.inspect_result(data)])
 
 
 # ---------------------------------------------------------------- upload encoding
@@ -141,33 +142,33 @@ def test_a_truncated_result_is_a_clear_error():
 def test_frames_reach_pillow_exactly_as_to_uint8_rounds_them(shape):
     frame = torch.rand(shape) * 1.2 - 0.1  # out-of-range values are clipped
     mode = "RGBA" if shape[-1] == 4 else "RGB"
-    image = codec._to_image(frame, mode)
+    image = upload._to_image(frame, mode)
     assert image.mode == mode and image.size == (shape[1], shape[0])
-    np.testing.assert_array_equal(np.asarray(image), codec._to_uint8(frame).numpy())
+    np.testing.assert_array_equal(np.asarray(image), upload._to_uint8(frame).numpy())
     half = frame.half()[::2]  # other dtypes and strides
-    np.testing.assert_array_equal(np.asarray(codec._to_image(half, mode)), codec._to_uint8(half).numpy())
+    np.testing.assert_array_equal(np.asarray(upload._to_image(half, mode)), upload._to_uint8(half).numpy())
 
 
 def test_the_size_estimate_only_skips_encodes_that_cannot_fit(monkeypatch):
     frame = torch.from_numpy(photo(2048, 2048, seed=3, noise=12.0).astype(np.float32) / 255.0)
-    full = len(codec.encode_for_upload(frame).data)
+    full = len(upload.encode_for_upload(frame).data)
     sizes = []
-    real_encode = codec._encode
+    real_encode = upload._encode
 
     def counting(image, quality):
         if image.size == (2048, 2048):
             sizes.append(quality)
         return real_encode(image, quality)
 
-    monkeypatch.setattr(codec, "_encode", counting)
+    monkeypatch.setattr(upload, "_encode", counting)
     for budget in (int(full * 0.6), int(full * 0.3), 30_000):
         sizes.clear()
-        fast = codec.encode_for_upload(frame, max_bytes=budget)
+        fast = upload.encode_for_upload(frame, max_bytes=budget)
         fast_attempts = list(sizes)
         with monkeypatch.context() as without:
-            without.setattr(codec._JpegSizeEstimate, "worthwhile", classmethod(lambda cls, image: False))
+            without.setattr(upload._JpegSizeEstimate, "worthwhile", classmethod(lambda cls, image: False))
             sizes.clear()
-            slow = codec.encode_for_upload(frame, max_bytes=budget)
+            slow = upload.encode_for_upload(frame, max_bytes=budget)
         assert (fast.data, fast.adjustments) == (slow.data, slow.adjustments), budget
         assert len(fast_attempts) < len(sizes), (fast_attempts, sizes)  # only doomed attempts were skipped
 

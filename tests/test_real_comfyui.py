@@ -229,12 +229,12 @@ def convert_workflow(workflow: dict[str, Any], object_info: dict[str, Any]) -> d
                     for option in EXTRA_WIDGET_VALUE_OPTIONS:
                         if options.get(option):
                             values.pop(0)
-        for socket in node.get("inputs", []):
-            link = links.get(socket.get("link"))
+        for slot in node.get("inputs", []):
+            link = links.get(slot.get("link"))
             if link is not None:
                 source = nodes[link[1]]
                 assert source["type"] not in VIRTUAL_NODES, "reroutes/primitives are not converted here"
-                inputs[socket["name"]] = [str(link[1]), link[2]]
+                inputs[slot["name"]] = [str(link[1]), link[2]]
         assert not values, f"{node['type']} {node['id']}: {len(values)} widget value(s) left over: {values}"
         prompt[str(node["id"])] = {"class_type": node["type"], "inputs": inputs}
     return prompt

@@ -1,4 +1,4 @@
-"""Tests for nodes/image_codec.py: IMAGE tensors <-> encoded image bytes."""
+"""Tests for nodes/upload_images.py and nodes/result_images.py: IMAGE tensors <-> image bytes."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from PIL import Image
 
 from packloader import pack_import
 
-codec = pack_import("nodes.image_codec")
+upload = pack_import("nodes.upload_images")
+results = pack_import("nodes.result_images")
 
 
 # ---------------------------------------------------------------- helpers
@@ -90,7 +91,7 @@ def raw_png(width: int, height: int, bit_depth: int, color_type: int, rows: byte
 
 def test_batch_is_split_into_frame_views_in_order():
     batch = torch.rand(3, 8, 12, 3)
-    frames = codec.frames_from_images(batch)
+    frames = upload.frames_from_images(batch)
     assert len(frames) == 3
     for index, frame in enumerate(frames):
         assert frame.shape == (8, 12, 3)
@@ -98,8 +99,8 @@ def test_batch_is_split_into_frame_views_in_order():
 
 
 def test_single_frame_and_rgba_are_accepted():
-    assert [f.shape for f in codec.frames_from_images(torch.rand(5, 7, 3))] == [(5, 7, 3)]
-    assert [f.shape for f in codec.frames_from_images(torch.rand(2, 5, 7, 4))] == [(5, 7, 4)] * 2
+    assert [f.shape for f in upload.frames_from_images(torch.rand(5, 7, 3))] == [(5, 7, 3)]
+    assert [f.shape for f in upload.frames_from_images(torch.rand(2, 5, 7, 4))] == [(5, 7, 4)] * 2
 
 
 @pytest.mark.parametrize(
@@ -115,7 +116,7 @@ def test_single_frame_and_rgba_are_accepted():
 )
 def test_bad_tensors_get_a_one_line_message_saying_what_to_change(value, fragment):
     with pytest.raises(ValueError) as caught:
-        codec.frames_from_images(value)
+        upload.frames_from_images(value)
     message = str(caught.value)
     assert fragment in message and "\n" not in message
 
@@ -125,16 +126,16 @@ def test_non_finite_values_are_rejected_naming_the_frame(bad):
     batch = torch.rand(3, 4, 4, 3)
     batch[1, 2, 3, 0] = bad
     with pytest.raises(ValueError) as caught:
-        codec.frames_from_images(batch)
+        upload.frames_from_images(batch)
     assert str(caught.value) == "image 2 of the batch contains NaN/inf values; fix the node that produced it"
     with pytest.raises(ValueError, match="NaN/inf"):
-        codec.encode_for_upload(batch[1])
+        upload.encode_for_upload(batch[1])
 
 
 def test_huge_finite_values_are_clipped_not_mistaken_for_inf():
     frame = torch.full((64, 64, 3), 3e38)  # the float32 sum overflows; the values are finite
-    assert len(codec.frames_from_images(frame)) == 1
-    decoded = np.asarray(open_bytes(codec.encode_for_upload(frame).data))
+    assert len(upload.frames_from_images(frame)) == 1
+    decoded = np.asarray(open_bytes(upload.encode_for_upload(frame).data))
     assert decoded.min() >= 250
 
 
@@ -145,29 +146,29 @@ def test_uint8_conversion_clips_and_rounds_to_nearest_ties_to_even():
     k = torch.arange(256, dtype=torch.float64)
     values = torch.cat([k / 255, (k[:-1] + 0.4) / 255, (k[:-1] + 0.6) / 255, torch.tensor([-0.2, -1e9, 1.7, 1e9])])
     frame = values.float().view(-1, 1, 1).expand(-1, 1, 3).contiguous()
-    got = codec._to_uint8(frame)[:, 0, 0].numpy()
+    got = upload._to_uint8(frame)[:, 0, 0].numpy()
     expected = np.concatenate([np.arange(256), np.arange(255), np.arange(1, 256), [0, 0, 255, 255]])
     np.testing.assert_array_equal(got, expected)  # truncation would fail the +0.6 half
     # exact ties: float32(x) * 255 is exactly k + 0.5 for these
     ties = torch.tensor([0.5, 1.5, 2.5, 127.5, 253.5, 254.5], dtype=torch.float64) / 255
     frame = ties.float().view(-1, 1, 1).expand(-1, 1, 3).contiguous()
-    np.testing.assert_array_equal(codec._to_uint8(frame)[:, 0, 0].numpy(), [0, 2, 2, 128, 254, 254])
+    np.testing.assert_array_equal(upload._to_uint8(frame)[:, 0, 0].numpy(), [0, 2, 2, 128, 254, 254])
 
 
 def test_uint8_conversion_matches_the_rule_across_blocks_and_dtypes():
     frame = photo_like(301, 1700, seed=4) * 1.2 - 0.1  # several row blocks, values beyond 0..1
-    np.testing.assert_array_equal(codec._to_uint8(frame).numpy(), to_uint8_reference(frame))
+    np.testing.assert_array_equal(upload._to_uint8(frame).numpy(), to_uint8_reference(frame))
     half = frame.half()
-    np.testing.assert_array_equal(codec._to_uint8(half).numpy(), to_uint8_reference(half.float()))
+    np.testing.assert_array_equal(upload._to_uint8(half).numpy(), to_uint8_reference(half.float()))
     strided = photo_like(64, 64, channels=4)[..., :3]  # a non-contiguous view
-    np.testing.assert_array_equal(codec._to_uint8(strided).numpy(), to_uint8_reference(strided.contiguous()))
+    np.testing.assert_array_equal(upload._to_uint8(strided).numpy(), to_uint8_reference(strided.contiguous()))
 
 
 # ---------------------------------------------------------------- encode_for_upload
 
 
 def test_rgb_frame_becomes_jpeg_with_nothing_to_report():
-    encoded = codec.encode_for_upload(photo_like(96, 128))
+    encoded = upload.encode_for_upload(photo_like(96, 128))
     assert encoded.mime_type == "image/jpeg" and encoded.data[:3] == b"\xff\xd8\xff"
     assert (encoded.width, encoded.height, encoded.source_width, encoded.source_height) == (128, 96, 128, 96)
     assert encoded.adjustments == ()
@@ -176,7 +177,7 @@ def test_rgb_frame_becomes_jpeg_with_nothing_to_report():
 
 
 def test_data_uri_round_trips():
-    encoded = codec.encode_for_upload(photo_like(16, 16))
+    encoded = upload.encode_for_upload(photo_like(16, 16))
     prefix, payload = encoded.to_data_uri().split(",", 1)
     assert prefix == "data:image/jpeg;base64"
     assert base64.b64decode(payload) == encoded.data
@@ -187,7 +188,7 @@ def test_transparent_rgba_keeps_its_alpha_losslessly():
     frame = photo_like(40, 60, channels=4, seed=2)
     frame[:20, :, 3] = 0.0
     frame[20:, :30, 3] = 0.25
-    encoded = codec.encode_for_upload(frame)
+    encoded = upload.encode_for_upload(frame)
     assert encoded.mime_type == "image/webp" and encoded.adjustments == ()
     decoded = open_bytes(encoded.data)
     assert decoded.mode == "RGBA"
@@ -198,45 +199,45 @@ def test_opaque_rgba_is_sent_as_rgb_jpeg():
     frame = photo_like(32, 32, channels=4)
     frame[..., 3] = 1.0
     frame[0, 0, 3] = 254.6 / 255  # still rounds to 255: opaque
-    encoded = codec.encode_for_upload(frame)
+    encoded = upload.encode_for_upload(frame)
     assert encoded.mime_type == "image/jpeg" and open_bytes(encoded.data).mode == "RGB"
 
 
 def test_oversized_frame_is_downscaled_keeping_aspect_never_upscaled():
     frame = photo_like(400, 600)
     max_pixels = 4096 * 4096 // 100  # same ratio as 6000×4000 against 16.8 MP
-    encoded = codec.encode_for_upload(frame, max_pixels=max_pixels)
+    encoded = upload.encode_for_upload(frame, max_pixels=max_pixels)
     assert encoded.width * encoded.height <= max_pixels
     assert (encoded.width, encoded.height) == (501, 334)
     assert abs(encoded.width / encoded.height - 1.5) < 1 / encoded.height
     assert open_bytes(encoded.data).size == (501, 334)
     assert encoded.adjustments == ("downscaled 600×400 → 501×334 to fit 0.2 MP",)
-    small = codec.encode_for_upload(photo_like(10, 20), max_pixels=10**9)
+    small = upload.encode_for_upload(photo_like(10, 20), max_pixels=10**9)
     assert (small.width, small.height) == (20, 10) and small.adjustments == ()
 
 
 def test_the_documented_16_8_megapixel_case_sizes():
-    assert codec._fit_size(6000, 4000, 4096 * 4096, 65535) == (5016, 3344)
-    assert codec._fit_size(8192, 8192, 4096 * 4096, 65535) == (4096, 4096)
-    assert codec._fit_size(20000, 500, 4096 * 4096, 16383) == (16383, 409)
+    assert upload._fit_size(6000, 4000, 4096 * 4096, 65535) == (5016, 3344)
+    assert upload._fit_size(8192, 8192, 4096 * 4096, 65535) == (4096, 4096)
+    assert upload._fit_size(20000, 500, 4096 * 4096, 16383) == (16383, 409)
     for width, height in [(4097, 4096), (9999, 7), (3, 50_000_000)]:
-        w, h = codec._fit_size(width, height, 4096 * 4096, 65535)
+        w, h = upload._fit_size(width, height, 4096 * 4096, 65535)
         assert w * h <= 4096 * 4096 and w <= width and h <= height
 
 
 def test_over_budget_frame_steps_quality_down_first():
     frame = photo_like(256, 256, seed=5)
-    normal = codec.encode_for_upload(frame)
+    normal = upload.encode_for_upload(frame)
     budget = int(len(normal.data) * 0.9)
-    encoded = codec.encode_for_upload(frame, max_bytes=budget)
+    encoded = upload.encode_for_upload(frame, max_bytes=budget)
     assert len(encoded.data) <= budget
     assert (encoded.width, encoded.height) == (256, 256)
-    assert encoded.adjustments == (f"re-encoded as JPEG q90 to fit {codec._format_bytes(budget)}",)
+    assert encoded.adjustments == (f"re-encoded as JPEG q90 to fit {upload._format_bytes(budget)}",)
 
 
 def test_far_over_budget_frame_is_also_downscaled_until_it_fits():
     frame = photo_like(300, 400, seed=6)
-    encoded = codec.encode_for_upload(frame, max_bytes=8000)
+    encoded = upload.encode_for_upload(frame, max_bytes=8000)
     assert len(encoded.data) <= 8000
     assert encoded.width < 400 and abs(encoded.width / encoded.height - 4 / 3) < 0.02
     assert open_bytes(encoded.data).size == (encoded.width, encoded.height)
@@ -249,7 +250,7 @@ def test_far_over_budget_frame_is_also_downscaled_until_it_fits():
 def test_over_budget_rgba_goes_lossy_but_keeps_alpha():
     frame = photo_like(128, 128, channels=4, seed=7)
     frame[..., 3] = (frame[..., 3] > 0.5).float()
-    encoded = codec.encode_for_upload(frame, max_bytes=20_000)
+    encoded = upload.encode_for_upload(frame, max_bytes=20_000)
     assert len(encoded.data) <= 20_000 and encoded.mime_type == "image/webp"
     assert encoded.adjustments[0].startswith("re-encoded as lossy WebP (alpha kept)")
     decoded = open_bytes(encoded.data)
@@ -258,7 +259,7 @@ def test_over_budget_rgba_goes_lossy_but_keeps_alpha():
 
 def test_impossible_budget_is_a_clear_error():
     with pytest.raises(ValueError, match="cannot encode an image within 10 bytes"):
-        codec.encode_for_upload(photo_like(32, 32), max_bytes=10)
+        upload.encode_for_upload(photo_like(32, 32), max_bytes=10)
 
 
 @pytest.mark.parametrize("source", ["photo", "graphics"])
@@ -270,7 +271,7 @@ def test_upload_quality_is_at_least_pillow_jpeg_q95(source):
         original = graphics_like()
         frame = torch.from_numpy(original.astype(np.float32) / 255.0)
     reference = open_bytes(pillow_bytes(Image.fromarray(original), "JPEG", quality=95))
-    ours = open_bytes(codec.encode_for_upload(frame).data)
+    ours = open_bytes(upload.encode_for_upload(frame).data)
     assert psnr(np.asarray(ours), original) >= psnr(np.asarray(reference), original)
 
 
@@ -283,31 +284,31 @@ def test_decode_png_and_lossless_webp_exactly():
         pillow_bytes(Image.fromarray(original), "PNG"),
         pillow_bytes(Image.fromarray(original), "WEBP", lossless=True),
     ):
-        decoded = codec.decode_image(data)
+        decoded = results.decode_image(data)
         assert decoded.dtype == np.uint8 and decoded.shape == (20, 30, 3)
         np.testing.assert_array_equal(decoded, original)
 
 
 def test_decode_jpeg():
     data = pillow_bytes(Image.fromarray(to_uint8_reference(photo_like(64, 48))), "JPEG", quality=95)
-    decoded = codec.decode_image(data)
+    decoded = results.decode_image(data)
     assert decoded.shape == (64, 48, 3)
     np.testing.assert_array_equal(decoded, np.asarray(open_bytes(data)))
 
 
 def test_decode_palette_and_grayscale():
     palette = Image.fromarray(graphics_like(256)).quantize(16)
-    decoded = codec.decode_image(pillow_bytes(palette, "PNG"))
+    decoded = results.decode_image(pillow_bytes(palette, "PNG"))
     np.testing.assert_array_equal(decoded, np.asarray(palette.convert("RGB")))
     gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    decoded = codec.decode_image(pillow_bytes(Image.fromarray(gray, "L"), "PNG"))
+    decoded = results.decode_image(pillow_bytes(Image.fromarray(gray, "L"), "PNG"))
     np.testing.assert_array_equal(decoded, np.repeat(gray[..., None], 3, axis=2))
 
 
 def test_decode_16_bit_grayscale_scales_instead_of_clipping():
     samples = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
     rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
-    decoded = codec.decode_image(raw_png(4, 1, 16, 0, rows))
+    decoded = results.decode_image(raw_png(4, 1, 16, 0, rows))
     np.testing.assert_array_equal(decoded[0, :, 0], [0, 1, 128, 255])
     assert decoded.shape == (1, 4, 3)
 
@@ -315,20 +316,20 @@ def test_decode_16_bit_grayscale_scales_instead_of_clipping():
 def test_decode_16_bit_colour():
     samples = np.array([[[65535, 0, 32896], [257, 65535, 0]]], dtype=np.uint16)
     rows = b"\x00" + samples.astype(">u2").tobytes()
-    decoded = codec.decode_image(raw_png(2, 1, 16, 2, rows))
+    decoded = results.decode_image(raw_png(2, 1, 16, 2, rows))
     np.testing.assert_array_equal(decoded[0], [[255, 0, 128], [1, 255, 0]])
 
 
 def test_decode_flattens_transparency_onto_black():
     rgba = np.array([[[200, 100, 50, 128], [10, 20, 30, 255], [255, 255, 255, 0]]], dtype=np.uint8)
-    decoded = codec.decode_image(pillow_bytes(Image.fromarray(rgba, "RGBA"), "PNG"))
+    decoded = results.decode_image(pillow_bytes(Image.fromarray(rgba, "RGBA"), "PNG"))
     np.testing.assert_array_equal(decoded[0], [[100, 50, 25], [10, 20, 30], [0, 0, 0]])
     gray_alpha = Image.fromarray(np.array([[[200, 0], [200, 255]]], dtype=np.uint8), "LA")
-    np.testing.assert_array_equal(codec.decode_image(pillow_bytes(gray_alpha, "PNG"))[0], [[0, 0, 0], [200] * 3])
+    np.testing.assert_array_equal(results.decode_image(pillow_bytes(gray_alpha, "PNG"))[0], [[0, 0, 0], [200] * 3])
     palette = Image.new("P", (2, 1))
     palette.putpalette([255, 0, 0, 0, 255, 0])
     palette.putdata([0, 1])
-    decoded = codec.decode_image(pillow_bytes(palette, "PNG", transparency=0))
+    decoded = results.decode_image(pillow_bytes(palette, "PNG", transparency=0))
     np.testing.assert_array_equal(decoded[0], [[0, 0, 0], [0, 255, 0]])
 
 
@@ -338,7 +339,7 @@ def test_decode_applies_exif_orientation(fmt):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     options = {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
-    decoded = codec.decode_image(pillow_bytes(Image.fromarray(original), fmt, exif=exif, **options))
+    decoded = results.decode_image(pillow_bytes(Image.fromarray(original), fmt, exif=exif, **options))
     assert decoded.shape == (48, 32, 3)
     assert psnr(decoded, np.rot90(original, k=-1)) > 40
 
@@ -355,7 +356,7 @@ def test_decode_applies_exif_orientation(fmt):
 )
 def test_non_image_bytes_are_named(data, fragment):
     with pytest.raises(ValueError) as caught:
-        codec.decode_image(data)
+        results.decode_image(data)
     message = str(caught.value)
     assert message.startswith("result is not an image (") and fragment in message and "\n" not in message
 
@@ -363,21 +364,21 @@ def test_non_image_bytes_are_named(data, fragment):
 def test_truncated_or_corrupt_images_are_a_clear_error():
     data = pillow_bytes(Image.fromarray(to_uint8_reference(photo_like(64, 64))), "PNG")
     with pytest.raises(ValueError, match="truncated or corrupt"):
-        codec.decode_image(data[: len(data) // 2])
+        results.decode_image(data[: len(data) // 2])
     with pytest.raises(ValueError, match="header is corrupt"):
-        codec.decode_image(data[:8] + b"x" * 30)
+        results.decode_image(data[:8] + b"x" * 30)
 
 
 @pytest.mark.parametrize(("width", "height"), [(9000, 9000), (20000, 20000)])
 def test_decompression_bombs_are_refused_before_decoding(width, height):
     with pytest.raises(ValueError, match="large"):
-        codec.decode_image(raw_png(width, height, 8, 2))
+        results.decode_image(raw_png(width, height, 8, 2))
 
 
 @pytest.mark.parametrize(("width", "height"), [(6336, 2688), (4096, 4096)])
 def test_largest_real_results_decode(width, height):
     data = pillow_bytes(Image.new("RGB", (width, height), (10, 20, 30)), "PNG", compress_level=1)
-    decoded = codec.decode_image(data)
+    decoded = results.decode_image(data)
     assert decoded.shape == (height, width, 3) and decoded[-1, -1].tolist() == [10, 20, 30]
 
 
@@ -387,7 +388,7 @@ def test_largest_real_results_decode(width, height):
 def test_tensor_matches_comfyui_loadimage_exactly():
     values = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     frames = [values, values[::-1].copy()]
-    batch, notes = codec.images_to_tensor(frames)
+    batch, notes = results.images_to_tensor(frames)
     assert batch.dtype == torch.float32 and batch.shape == (2, 16, 16, 3) and notes == ()
     for index, frame in enumerate(frames):
         expected = torch.from_numpy(np.array(frame).astype(np.float32) / 255.0)  # LoadImage's formula
@@ -398,7 +399,7 @@ def test_mixed_sizes_are_padded_centred_on_black_with_a_note():
     big = np.full((768, 1376, 3), 200, np.uint8)
     small = to_uint8_reference(photo_like(768, 1024))
     tall = np.full((800, 100, 3), 50, np.uint8)
-    batch, notes = codec.images_to_tensor([big, small, tall])
+    batch, notes = results.images_to_tensor([big, small, tall])
     assert batch.shape == (3, 800, 1376, 3)
     assert notes == (
         "result 1 is 1376×768, padded to 1376×800",
@@ -413,16 +414,16 @@ def test_mixed_sizes_are_padded_centred_on_black_with_a_note():
 
 def test_bad_frames_are_rejected():
     with pytest.raises(ValueError, match="no result images"):
-        codec.images_to_tensor([])
+        results.images_to_tensor([])
     with pytest.raises(ValueError, match="result 2 must be a uint8"):
-        codec.images_to_tensor([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4), np.uint8)])
+        results.images_to_tensor([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4), np.uint8)])
 
 
 def test_conversion_makes_no_numpy_temporaries():
     frames = [to_uint8_reference(photo_like(512, 512, seed=s)) for s in range(4)]
     tracemalloc.start()
     try:
-        batch, _ = codec.images_to_tensor(frames)
+        batch, _ = results.images_to_tensor(frames)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
