@@ -159,23 +159,23 @@ class RunComfyClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def status(self, request_id: str) -> JobStatus:
-        body = await self._get_free("GET", f"/v1/requests/{quote(request_id)}/status", request_id)
+        body = await self._free_call("GET", f"/v1/requests/{quote(request_id)}/status", request_id)
         return parse_status(body, request_id)
 
     async def result(self, request_id: str) -> JobResult:
-        body = await self._get_free(
+        body = await self._free_call(
             "GET", f"/v1/requests/{quote(request_id)}/result", request_id, params={"include_cost": "true"}
         )
         return parse_result(body, request_id)
 
     async def cancel(self, request_id: str) -> CancelOutcome:
-        body = await self._get_free("POST", f"/v1/requests/{quote(request_id)}/cancel", request_id)
+        body = await self._free_call("POST", f"/v1/requests/{quote(request_id)}/cancel", request_id)
         return parse_cancel(body, request_id)
 
     async def model_info(self, model_id: str, *, include_schema: bool = False) -> Mapping[str, Any]:
         """Price and (optionally) schema; read-only, so also a safe token check."""
         params = {"include_schema": "true"} if include_schema else None
-        return await self._get_free("GET", f"/v1/models/{quote(model_id)}", None, params=params)
+        return await self._free_call("GET", f"/v1/models/{quote(model_id)}", None, params=params)
 
     async def download(self, url: str, *, request_id: str | None = None) -> bytes:
         """One result file, by the rules of ``DownloadPolicy`` and without the token."""
@@ -216,7 +216,7 @@ class RunComfyClient:
             raise error_from_response(response.status_code, body, request_id=request_id)
         return body
 
-    async def _get_free(
+    async def _free_call(
         self, method: str, path: str, request_id: str | None, params: Mapping[str, str] | None = None
     ) -> Mapping[str, Any]:
         """A free, idempotent call, retried on network errors, 429 and 5xx."""

@@ -15,7 +15,6 @@ from typing import Any, Mapping, Sequence
 import torch
 
 from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client
-from ..client.schemas import get_schema
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
 from .result_images import ResultImage, inspect_result, results_to_tensor
@@ -79,9 +78,7 @@ async def run_generation(
     in ComfyUI cancels the remote job while it is still queued.
     """
     settings = load_settings()
-    settings.require_token()
-    get_schema(model_id).check(inputs)
-    client = shared_client(settings)
+    client = shared_client(settings)  # run_job checks inputs and token before anything is sent
     feedback = NodeFeedback(node_id)
     for note in notes:
         feedback.status(note)

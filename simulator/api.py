@@ -82,6 +82,18 @@ class Api:
         return error_reply(self._options().auth_error_status, 400004, message,
                            headers=[("WWW-Authenticate", 'Bearer realm="runcomfy"')])
 
+    def _model_caller(self, req: Incoming, model_id: str, unknown_status: int) -> Account | Reply:
+        """The caller's account for a model route, or its 400004 / 400001 error.
+
+        An unknown model is HTTP 400 on submit and 404 on the catalog read,
+        with code 400001 either way.
+        """
+        req.model_id = model_id
+        account = self.authenticate(req)
+        if isinstance(account, Reply) or model_id in MODEL_IDS:
+            return account
+        return error_reply(unknown_status, 400001, f"Unknown model id {model_id!r}")
+
     def _owned_job(self, req: Incoming, request_id: str) -> Job | Reply:
         account = self.authenticate(req)
         if isinstance(account, Reply):
@@ -101,12 +113,9 @@ class Api:
 
     # -- submit ----------------------------------------------------------------
     def submit(self, req: Incoming, model_id: str) -> Reply:
-        req.model_id = model_id
-        account = self.authenticate(req)
+        account = self._model_caller(req, model_id, unknown_status=400)
         if isinstance(account, Reply):
             return account
-        if model_id not in MODEL_IDS:
-            return error_reply(400, 400001, f"Unknown model id {model_id!r}")
         try:
             body = json.loads(req.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
@@ -221,12 +230,9 @@ class Api:
 
     # -- catalog ---------------------------------------------------------------
     def model(self, req: Incoming, model_id: str) -> Reply:
-        req.model_id = model_id
-        account = self.authenticate(req)
+        account = self._model_caller(req, model_id, unknown_status=404)
         if isinstance(account, Reply):
             return account
-        if model_id not in MODEL_IDS:
-            return error_reply(404, 400001, f"Unknown model id {model_id!r}")
         body: dict[str, Any] = {
             "model_id": model_id,
             "base_price_usd": PRICES_USD[BASE_RESOLUTION],
