@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import contextlib
 import logging
 import os
@@ -21,12 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .client import RunComfyClient, RunComfyError, Settings, load_settings, run_job
-from .client.download import sniff_image_type
+from .client import InlineImage, Jobs, RunComfyClient, RunComfyError, Settings, formats, load_settings
+from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB
 from .client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
-
-MAX_INLINE_BYTES = 6 * 1024 * 1024
-EXTENSIONS = {"image/png": "png", "image/jpeg": "jpg", "image/webp": "webp", "image/gif": "gif"}
 
 
 def _add_schema_options(parser: argparse.ArgumentParser, model_id: str) -> None:
@@ -55,14 +51,15 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--out", type=Path, default=Path("out"), help="folder for the result files (default: out)")
         sub.add_argument("--simulator", action="store_true",
                          help="run against a local simulator started for this command (no token, no cost)")
-        sub.add_argument("--timeout", type=float, default=900.0, help="seconds to wait for the job (default 900)")
+        sub.add_argument("--timeout", type=float, default=JOB_DEADLINE_SECONDS,
+                         help=f"seconds to wait for the job (default {JOB_DEADLINE_SECONDS:g})")
     # Listed for --help only: main() hands everything after "simulator" to its own parser.
     commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C (see: simulator --help)")
     return parser
 
 
-def _image_input(value: str) -> str:
-    """A URL as is, or a local file as an inline data URI."""
+def _image_input(value: str) -> str | InlineImage:
+    """A URL as is, or a local file as an inline image."""
     if value.startswith(("http://", "https://", "data:")):
         return value
     path = Path(value).expanduser()
@@ -70,15 +67,16 @@ def _image_input(value: str) -> str:
         data = path.read_bytes()
     except OSError as exc:
         raise SystemExit(f"error: cannot read --image {value}: {exc.strerror}")
-    mime = sniff_image_type(data)
-    if mime not in ("image/png", "image/jpeg", "image/webp"):
-        raise SystemExit(f"error: --image {value} is not a PNG, JPEG or WebP file")
-    if len(data) > MAX_INLINE_BYTES:
+    kind = formats.sniff(data)
+    if kind is None or not kind.inline:
+        names = ", ".join(f.name.upper() for f in formats.INLINE_FORMATS)
+        raise SystemExit(f"error: --image {value} is not a {names} file")
+    if len(data) > MAX_INLINE_IMAGE_BYTES:
         raise SystemExit(
-            f"error: --image {value} is {len(data) / 2**20:.1f} MiB, over the 6 MiB inline limit; "
-            "shrink it, host it and pass the URL, or use the ComfyUI node (it fits images automatically)"
+            f"error: --image {value} is {len(data) / MIB:.1f} MiB, over the {MAX_INLINE_IMAGE_BYTES // MIB} MiB "
+            "inline limit; shrink it, host it and pass the URL, or use the ComfyUI node (it fits images automatically)"
         )
-    return f"data:{mime};base64,{base64.b64encode(data).decode()}"
+    return InlineImage(data, kind.mime)
 
 
 def _request_body(args: argparse.Namespace, model_id: str) -> dict[str, Any]:
@@ -108,10 +106,11 @@ async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Pat
         print(f"  {update.describe()}", file=sys.stderr)
 
     async with RunComfyClient(settings) as client:
-        job = await run_job(client, model_id, body, on_update=show, timeout=timeout)
+        job = await Jobs(client).run(model_id, body, on_update=show, timeout=timeout)
     out.mkdir(parents=True, exist_ok=True)
     for index, data in enumerate(job.files, start=1):
-        path = out / f"{job.request_id}-{index}.{EXTENSIONS.get(sniff_image_type(data) or '', 'bin')}"
+        kind = formats.sniff(data)
+        path = out / f"{job.request_id}-{index}.{kind.extension if kind else 'bin'}"
         path.write_bytes(data)
         print(path)
     cost = f"${job.cost:.3f}" if job.cost is not None else "not reported"
@@ -130,7 +129,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     model_id = TEXT_TO_IMAGE if args.command == "text-to-image" else EDIT
     body = _request_body(args, model_id)
     try:
-        get_schema(model_id).check(body)
         with _target(args.simulator) as settings:
             return asyncio.run(_run(settings, model_id, body, args.out, args.timeout))
     except RunComfyError as exc:

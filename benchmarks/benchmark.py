@@ -522,6 +522,8 @@ class EncodePoint:
 def measure_encode(plan: Plan) -> list[EncodePoint]:
     """One RGB IMAGE frame → a request-ready data URI, through the edit node's own encoder."""
     edit = pack_module("nodes.edit")
+    request = pack_module("client.request")
+    limits = pack_module("client.limits")
     points = []
     for side in plan.encode_sides:
         point = EncodePoint(side, [], [], [], [], [], [], [], True, ())
@@ -530,14 +532,16 @@ def measure_encode(plan: Plan) -> list[EncodePoint]:
             reference = frame.numpy()
             batch = frame[None]
             started = time.perf_counter()
-            uris, notes = asyncio.run(edit.encode_references({"images": batch}, []))
+            references, notes = asyncio.run(edit.encode_references({"images": batch}, []))
+            request.JobRequest.checked(edit.EDIT, {"prompt": "x", "image_urls": references})  # the body, base64 and all
             point.ours.append(time.perf_counter() - started)
             started = time.perf_counter()
             png_uri = comfy_png_data_uri(batch)
+            json.dumps({"prompt": "x", "image_urls": [png_uri]}).encode()
             point.baseline.append(time.perf_counter() - started)
-            ours = data_uri_bytes(uris[0])
+            ours = references[0].data
             point.ours_bytes.append(len(ours))
-            point.within_budget &= len(ours) <= edit.PER_IMAGE_BYTES
+            point.within_budget &= len(ours) <= limits.MAX_INLINE_IMAGE_BYTES
             point.notes = tuple(notes)
             with Image.open(io.BytesIO(ours)) as image:
                 point.ours_psnr.append(psnr(np.asarray(image.convert("RGB")), reference))
@@ -548,7 +552,7 @@ def measure_encode(plan: Plan) -> list[EncodePoint]:
             point.jpeg95_bytes.append(buffer.tell())
             with Image.open(buffer) as image:
                 point.jpeg95_psnr.append(psnr(np.asarray(image), reference))
-            del frame, batch, reference, uris, png_uri
+            del frame, batch, reference, references, png_uri
         points.append(point)
     return points
 

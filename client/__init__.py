@@ -1,10 +1,15 @@
 """RunComfy Model API client: plain Python + httpx, no ComfyUI and no torch.
 
-``run_job`` is the entry point for one paid generation; ``shared_client`` gives
-the pooled client for the running event loop.
+Layers, one concern each:
+
+- ``api.RunComfyClient``  the HTTP surface: one method per call, one attempt each, typed errors
+- ``jobs.Jobs``           one paid job from the pre-submit gate to files in hand (retries,
+                          pacing, slots, Stop); ``shared_jobs`` gives the one for this loop
+- ``request``, ``responses``, ``schemas``, ``download``   what goes out and what comes back
+- ``config``, ``errors``, ``limits``, ``formats``, ``retry``, ``pacing``, ``stop``   the facts they share
 """
 
-from .api import RunComfyClient, shared_client
+from .api import RunComfyClient
 from .config import Settings, load_settings
 from .errors import (
     APITimeoutError,
@@ -22,20 +27,23 @@ from .errors import (
     NotFoundError,
     RateLimitedError,
     RequestValidationError,
+    ResultError,
     RunComfyError,
     ServerError,
+    SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
-from .jobs import FinishedJob, run_job
-from .polling import JobUpdate
+from .jobs import FinishedJob, JobUpdate, Jobs, Stage, shared_jobs
+from .request import InlineImage
 from .responses import Phase
 from .schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from .stop import Stop
 
 __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError", "EDIT", "FinishedJob",
-    "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
-    "JobTimeoutError", "JobUpdate", "MissingTokenError", "NetworkError", "NotFoundError", "Phase",
-    "RateLimitedError", "RequestValidationError", "RunComfyClient", "RunComfyError", "ServerError",
-    "Settings", "SubmitOutcomeUnknownError", "TEXT_TO_IMAGE", "get_schema", "load_settings", "run_job",
-    "shared_client",
+    "InlineImage", "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError",
+    "JobFailedError", "JobTimeoutError", "JobUpdate", "Jobs", "MissingTokenError", "NetworkError",
+    "NotFoundError", "Phase", "RateLimitedError", "RequestValidationError", "ResultError", "RunComfyClient",
+    "RunComfyError", "ServerError", "Settings", "Stage", "Stop", "SubmitNotSentError",
+    "SubmitOutcomeUnknownError", "TEXT_TO_IMAGE", "get_schema", "load_settings", "shared_jobs",
 ]

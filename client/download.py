@@ -13,32 +13,13 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
+from . import formats
 from .config import is_loopback_host
 from .errors import DownloadError
+from .limits import MAX_RESULT_FILE_BYTES
 
-DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 MAX_REDIRECTS = 3
 TRUSTED_DOMAIN = "runcomfy.net"
-
-_SIGNATURES = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-)
-
-
-def sniff_image_type(data: bytes) -> str | None:
-    """The MIME type the first bytes announce, or None if they are not an image."""
-    for signature, mime in _SIGNATURES:
-        if data.startswith(signature):
-            return mime
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"avif"):
-        return "image/heic" if data[8:12] != b"avif" else "image/avif"
-    return None
-
 
 def _describe_non_image(data: bytes) -> str:
     head = data[:64].lstrip().lower()
@@ -57,7 +38,7 @@ class DownloadPolicy:
 
     api_host: str
     extra_hosts: tuple[str, ...] = ()
-    max_bytes: int = DEFAULT_MAX_BYTES
+    max_bytes: int = MAX_RESULT_FILE_BYTES
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -115,7 +96,7 @@ async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPoli
             raise DownloadError(
                 f"Result download broke off ({type(exc).__name__}); run the node again", request_id=request_id
             ) from None
-        if sniff_image_type(data) is None:
+        if formats.sniff(data) is None:
             raise DownloadError(
                 f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id
             )

@@ -1,12 +1,40 @@
-"""One error hierarchy for everything that can go wrong talking to RunComfy.
+"""Everything that can go wrong talking to RunComfy, as one tree.
 
-Every message is a single line that tells the user what to do next, carries the
-request id when a job exists (so it can be found in the RunComfy dashboard),
-and is scrubbed of any registered secret before it is stored, so a token can
-never leak through ``str(exc)``, a log record or a ComfyUI error popup.
+    RunComfyError                 one line, says what to do, never holds a token
+    ├── ConfigurationError        the local setup (token text, config file, base URL)
+    │   └── MissingTokenError     no token anywhere: nothing was sent
+    ├── RequestValidationError    inputs refused, here (nothing sent) or by RunComfy (400/422)
+    ├── AuthenticationError       the token was rejected (401/403, error 400004)
+    ├── InsufficientBalanceError  no balance (402, error 400002): nothing billed
+    ├── NotFoundError             unknown model or request id, or another account's
+    ├── RateLimitedError          HTTP 429                                  [transient]
+    ├── ServerError               5xx, or an answer that cannot be read     [transient]
+    ├── NetworkError              no answer at all                          [transient]
+    │   ├── APITimeoutError       ...because it took too long
+    │   └── SubmitNotSentError    ...and the submit never left this machine
+    ├── SubmitOutcomeUnknownError a submit was sent, its answer lost: may be billed, never re-sent
+    └── JobError                  about a job that exists: always carries its request id
+        ├── JobFailedError        RunComfy says the job failed (``reason``)
+        │   └── JobBlockedError   ...because of the safety filter
+        ├── JobCancelledError     cancelled, by Stop or by RunComfy
+        ├── JobTimeoutError       we stopped waiting; it may still finish and be billed
+        └── ResultError           the job's result could not be collected
+            └── DownloadError     ...because a file could not be fetched safely
+
+``transient`` marks the errors worth repeating a free call for. Messages are
+scrubbed of every registered secret before they are shortened or stored, so a
+token cannot leak through ``str(exc)``, a log record or an error popup.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError",
+    "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
+    "JobTimeoutError", "MissingTokenError", "NetworkError", "NotFoundError", "RateLimitedError",
+    "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SubmitNotSentError",
+    "SubmitOutcomeUnknownError", "redact", "register_secret", "shorten",
+]
 
 _SECRETS: set[str] = set()
 
@@ -18,15 +46,23 @@ def register_secret(secret: str | None) -> None:
 
 
 def redact(text: str) -> str:
-    """Replace every registered secret in ``text`` with ``***``."""
+    """``text`` with every registered secret replaced by ``***``."""
     for secret in _SECRETS:
         if secret in text:
             text = text.replace(secret, "***")
     return text
 
 
+def shorten(text: str, limit: int = 200) -> str:
+    """Scrub, then cut: cutting first could leave most of a secret behind."""
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 class RunComfyError(Exception):
     """Base of every error this pack raises about the RunComfy API."""
+
+    transient = False
 
     def __init__(
         self,
@@ -50,7 +86,7 @@ class RunComfyError(Exception):
 
 
 class ConfigurationError(RunComfyError):
-    """The local setup is wrong (bad base URL, unreadable config file)."""
+    """The local setup is wrong (bad base URL, unreadable config file, bad token text)."""
 
 
 class MissingTokenError(ConfigurationError):
@@ -58,12 +94,7 @@ class MissingTokenError(ConfigurationError):
 
 
 class RequestValidationError(RunComfyError):
-    """The inputs do not match the model schema.
-
-    Raised locally before any network call, or from the server's HTTP 400/422.
-    ``field`` names the offending input (e.g. ``num_images`` or
-    ``image_urls[3]``) when known.
-    """
+    """The inputs do not match the model schema; ``field`` names the input when known."""
 
     def __init__(self, message: str, *, field: str | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
@@ -83,7 +114,9 @@ class NotFoundError(RunComfyError):
 
 
 class RateLimitedError(RunComfyError):
-    """The API asked us to slow down (HTTP 429)."""
+    """RunComfy asked us to slow down; ``retry_after`` is its wish in seconds, if it gave one."""
+
+    transient = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
@@ -91,27 +124,35 @@ class RateLimitedError(RunComfyError):
 
 
 class ServerError(RunComfyError):
-    """RunComfy answered with a server error or a body that is not valid JSON."""
+    """RunComfy answered with a server error or a body that is not a JSON object."""
+
+    transient = True
 
 
 class NetworkError(RunComfyError):
     """The connection failed before an answer arrived."""
+
+    transient = True
 
 
 class APITimeoutError(NetworkError):
     """An HTTP call took longer than its timeout."""
 
 
+class SubmitNotSentError(NetworkError):
+    """The submit could not even be sent (no connection): sending it again cannot bill twice."""
+
+
 class SubmitOutcomeUnknownError(RunComfyError):
     """A submit was sent but its answer was lost: the job may exist and be billed.
 
-    Never retried automatically, because the API has no idempotency key and a
-    second submit would be billed again.
+    Never repeated, because the API has no idempotency key and a second submit
+    would be billed again.
     """
 
 
 class JobError(RunComfyError):
-    """A job was accepted but did not produce images."""
+    """A job was accepted but did not end in images in hand."""
 
 
 class JobFailedError(JobError):
@@ -127,12 +168,16 @@ class JobBlockedError(JobFailedError):
 
 
 class JobCancelledError(JobError):
-    """The job was cancelled, by the user or on RunComfy's side."""
+    """The job was cancelled, by the user or on RunComfy's side (or Stop came before any submit)."""
 
 
 class JobTimeoutError(JobError):
     """We stopped waiting; the job may still finish and be billed."""
 
 
-class DownloadError(RunComfyError):
-    """A result file could not be fetched safely or is not an image."""
+class ResultError(JobError):
+    """The job finished, but its result could not be turned into images."""
+
+
+class DownloadError(ResultError):
+    """A result file could not be fetched safely, or is not an image."""

@@ -8,7 +8,9 @@ nothing treats as success.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+import re
+from datetime import datetime
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .errors import (
@@ -19,6 +21,8 @@ from .errors import (
     RequestValidationError,
     RunComfyError,
     ServerError,
+    SubmitOutcomeUnknownError,
+    shorten,
 )
 
 
@@ -61,16 +65,6 @@ def phase_of(status: Any) -> Phase:
 
 
 @dataclass(frozen=True)
-class Submission:
-    """What an accepted submit returns."""
-
-    request_id: str
-    status_url: str | None = None
-    result_url: str | None = None
-    cancel_url: str | None = None
-
-
-@dataclass(frozen=True)
 class JobStatus:
     request_id: str
     status: str
@@ -91,17 +85,25 @@ class JobResult:
     created_at: str | None = None
     finished_at: str | None = None
     queue_position: int | None = None
-    raw: Mapping[str, Any] = field(default_factory=dict, repr=False)
+
+    @property
+    def run_seconds(self) -> float | None:
+        """Seconds from ``created_at`` to ``finished_at`` by RunComfy's clock, if both are readable."""
+        try:
+            first, last = (
+                datetime.fromisoformat(str(text).replace("Z", "+00:00")) for text in (self.created_at, self.finished_at)
+            )
+            return (last - first).total_seconds()
+        except (TypeError, ValueError):  # missing, malformed, or one naive and one aware
+            return None
 
 
 @dataclass(frozen=True)
 class CancelOutcome:
-    """Whether RunComfy accepted a cancel; running jobs are not cancellable."""
+    """Whether RunComfy accepted a cancel (running jobs are not cancellable), and its words."""
 
-    request_id: str
     cancelled: bool
-    status: str | None
-    outcome: str | None
+    said: str | None
 
 
 def _int_or_none(value: Any) -> int | None:
@@ -134,11 +136,31 @@ def image_urls_of(output: Any) -> tuple[str, ...]:
     return tuple(found)
 
 
-def parse_submission(body: Mapping[str, Any]) -> Submission:
-    request_id = body.get("request_id")
-    if not isinstance(request_id, str) or not request_id:
-        raise ServerError("RunComfy accepted the submit but sent no request_id; check your dashboard")
-    return Submission(request_id, body.get("status_url"), body.get("result_url"), body.get("cancel_url"))
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{3,127}$")
+
+
+def check_request_id(value: Any) -> str:
+    """A request id safe to put in a URL path (RunComfy's are UUIDs), or a one-line error."""
+    text = value.strip() if isinstance(value, str) else ""
+    if not _REQUEST_ID.match(text):
+        shown = shorten(repr(value), 60)
+        raise RequestValidationError(
+            f"{shown} is not a RunComfy request id (letters, digits, '-' and '_', e.g. a UUID)",
+            field="request_id",
+        )
+    return text
+
+
+def parse_submission(body: Mapping[str, Any]) -> str:
+    """The request id of an accepted submit (the status/result/cancel URLs it also
+    sends are the documented paths, which the client builds itself)."""
+    try:
+        return check_request_id(body.get("request_id"))
+    except RequestValidationError:
+        raise SubmitOutcomeUnknownError(
+            "RunComfy accepted the submit but sent no usable request_id, so the job may exist and be "
+            "billed; check the Requests page of your RunComfy dashboard"
+        ) from None
 
 
 def parse_status(body: Mapping[str, Any], request_id: str) -> JobStatus:
@@ -164,11 +186,10 @@ def parse_result(body: Mapping[str, Any], request_id: str) -> JobResult:
         created_at=body.get("created_at"),
         finished_at=body.get("finished_at"),
         queue_position=_int_or_none(body.get("queue_position")),
-        raw=body,
     )
 
 
-def parse_cancel(body: Mapping[str, Any], request_id: str) -> CancelOutcome:
+def parse_cancel(body: Mapping[str, Any]) -> CancelOutcome:
     status = body.get("status")
     outcome = body.get("outcome")
     refused = str(outcome or "").lower() in ("not_cancellable", "not_cancelable", "rejected")
@@ -176,7 +197,7 @@ def parse_cancel(body: Mapping[str, Any], request_id: str) -> CancelOutcome:
         phase_of(status) is Phase.CANCELLED
         or str(outcome or "").lower() in ("cancellation_requested", "cancelled", "canceled")
     )
-    return CancelOutcome(str(body.get("request_id") or request_id), cancelled, status, outcome)
+    return CancelOutcome(cancelled, status or outcome)
 
 
 def _first_detail_field(detail: Any) -> tuple[str | None, str | None]:
@@ -203,7 +224,7 @@ def error_from_response(
     body = body or {}
     code = body.get("error_code")
     said = _error_text(body.get("error_message")) or _error_text(body.get("error")) or ""
-    said = said[:200]
+    said = shorten(said)
     where = f"HTTP {status_code}" + (f", error {code}" if code else "") + (f": {said}" if said else "")
     common = {"request_id": request_id, "status_code": status_code, "error_code": code}
     code_text = str(code or "")

@@ -16,13 +16,16 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import RequestValidationError
+from .formats import INLINE_FORMATS
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
 EDIT = "google/nano-banana-2/edit"
 MODEL_IDS = (TEXT_TO_IMAGE, EDIT)
 
 _SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
-_DATA_URI = re.compile(r"^data:image/(png|jpeg|jpg|webp|heic|heif);base64,", re.IGNORECASE)
+_DATA_URI = re.compile(
+    "^data:(" + "|".join(re.escape(f.mime) for f in INLINE_FORMATS) + ");base64,", re.IGNORECASE
+)
 _PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
 
 

@@ -38,13 +38,19 @@ def raise_interrupted(message: str) -> NoReturn:
 
 
 class NodeFeedback:
-    """Progress bar and status text on one node in the ComfyUI editor."""
+    """Progress bar and status text on one node in the ComfyUI editor.
+
+    Best effort: the editor may be gone, ComfyUI may be interrupting, an older
+    ComfyUI may lack a call. A failure is logged once and never changes what
+    happens to the (paid) job.
+    """
 
     STEPS = 100
 
     def __init__(self, node_id: str | None) -> None:
         self.node_id = node_id
         self._last_step: int | None = None
+        self._failed = False
         self._bar = None
         self._server = None
         try:
@@ -64,7 +70,7 @@ class NodeFeedback:
         """Move the bar without swallowing a Stop.
 
         ComfyUI's progress hook raises ``InterruptProcessingException`` and
-        clears the interrupt flag when Stop was pressed. Our own watcher (and
+        clears the interrupt flag when Stop was pressed. Our own Stop check (and
         every other waiting node) decides what to do about a Stop, so the flag
         is put back for them to see.
         """
@@ -75,16 +81,28 @@ class NodeFeedback:
         try:
             self._bar.update_absolute(step, self.STEPS)
         except Exception as exc:
-            if type(exc).__name__ != "InterruptProcessingException":
-                raise
-            import comfy.model_management as model_management
-
-            model_management.interrupt_current_processing(True)
+            if type(exc).__name__ == "InterruptProcessingException":
+                self._restore_interrupt()
+            else:
+                self._log_failure("progress bar")
 
     def status(self, text: str) -> None:
         log.info("[node %s] %s", self.node_id, text)
         if self._server is not None and self.node_id is not None:
             try:
                 self._server.send_progress_text(text, self.node_id)
-            except Exception:  # older ComfyUI without progress text: the log line stays
-                pass
+            except Exception:  # an older ComfyUI without progress text, or no editor: the log line stays
+                self._log_failure("status text")
+
+    def _restore_interrupt(self) -> None:
+        try:
+            import comfy.model_management as model_management
+
+            model_management.interrupt_current_processing(True)
+        except Exception:
+            self._log_failure("restoring the Stop flag")
+
+    def _log_failure(self, what: str) -> None:
+        if not self._failed:
+            self._failed = True
+            log.warning("[node %s] showing the %s failed; the job carries on", self.node_id, what, exc_info=True)

@@ -7,8 +7,9 @@ from typing import Sequence
 
 import torch
 
-from ..client import load_settings
+from ..client import InlineImage
 from ..client.errors import RequestValidationError
+from ..client.limits import MAX_INLINE_IMAGE_BYTES, MAX_INLINE_IMAGES_BYTES
 from ..client.schemas import EDIT, get_schema
 from .base import NanoBanana2Node
 from .upload_images import EncodedImage, encode_for_upload, frames_from_images
@@ -17,10 +18,6 @@ from .widgets import schema_widgets
 
 IMAGE_SOCKETS = ("images", "images_2", "images_3", "images_4")
 MAX_IMAGES = get_schema(EDIT).properties["image_urls"]["maxItems"]
-PER_IMAGE_BYTES = 6 * 1024 * 1024
-# RunComfy takes at most 64 MiB of JSON; base64 adds a third, so all inline
-# images together get 46 MiB of encoded bytes.
-ALL_IMAGES_BYTES = 46 * 1024 * 1024
 
 
 def parse_image_urls(text: str | None) -> list[str]:
@@ -61,20 +58,20 @@ def _check_count(frame_count: int, url_count: int, per_socket: str) -> None:
 
 async def encode_references(
     sockets: dict[str, torch.Tensor | None], urls: Sequence[str]
-) -> tuple[list[str], list[str]]:
-    """All reference images as API ``image_urls`` (inline data URIs first, then URLs), plus notes."""
+) -> tuple[list[InlineImage | str], list[str]]:
+    """All reference images as API ``image_urls`` (inline images first, then URLs), plus notes."""
     labelled, counts = _frames_in_order(sockets)
     if urls:
         counts.append(f"image_urls: {len(urls)}")
     _check_count(len(labelled), len(urls), ", ".join(counts) or "none")
-    budget = min(PER_IMAGE_BYTES, ALL_IMAGES_BYTES // max(1, len(labelled)))
+    budget = min(MAX_INLINE_IMAGE_BYTES, MAX_INLINE_IMAGES_BYTES // max(1, len(labelled)))
     encoded: list[EncodedImage] = await asyncio.gather(
         *(asyncio.to_thread(encode_for_upload, frame, max_bytes=budget) for _, frame in labelled)
     )
     notes = [
         f"{label}: {adjustment}" for (label, _), image in zip(labelled, encoded) for adjustment in image.adjustments
     ]
-    return [image.to_data_uri() for image in encoded] + list(urls), notes
+    return [InlineImage(image.data, image.mime_type) for image in encoded] + list(urls), notes
 
 
 class RunComfyNanoBanana2Edit(NanoBanana2Node):
@@ -107,7 +104,11 @@ class RunComfyNanoBanana2Edit(NanoBanana2Node):
         }
 
     async def generate(self, unique_id=None, image_urls: str = "", **inputs):
-        load_settings().require_token()  # fail before the (slow) encoding of large images
         sockets = {name: inputs.pop(name, None) for name in IMAGE_SOCKETS}
-        references, notes = await encode_references(sockets, parse_image_urls(image_urls))
-        return await run_generation(EDIT, {**inputs, "image_urls": references}, node_id=unique_id, notes=notes)
+        urls = parse_image_urls(image_urls)
+
+        async def with_references(widgets):
+            references, notes = await encode_references(sockets, urls)
+            return {**widgets, "image_urls": references}, notes
+
+        return await run_generation(EDIT, inputs, node_id=unique_id, prepare=with_references)

@@ -1,7 +1,7 @@
-"""What both nodes do once their inputs are ready: run one job, show it, return tensors.
+"""What both nodes do once their widgets arrive: run one job, show it, return tensors.
 
 Kept apart from the node classes so the two nodes differ only in how they
-build the request body.
+build the request inputs.
 """
 
 from __future__ import annotations
@@ -10,51 +10,47 @@ import asyncio
 import contextlib
 import math
 import time
-from typing import Any, Mapping, Sequence
+from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import torch
 
-from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client
+from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs
+from ..client.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
 from .result_images import ResultImage, inspect_result, results_to_tensor
 
-INTERRUPT_CHECK_SECONDS = 0.1
+TICK_SECONDS = 0.1
 TYPICAL_RUN_SECONDS = 20.0
-_STAGE_PROGRESS = {"submitting": 0.02, "submitted": 0.05, "queued": 0.08, "running": 0.15, "downloading": 0.9}
+_STAGE_PROGRESS = {
+    Stage.SUBMITTING: 0.02, Stage.SUBMITTED: 0.05, Stage.QUEUED: 0.08, Stage.RUNNING: 0.15, Stage.DOWNLOADING: 0.9,
+}
+Prepare = Callable[[Mapping[str, Any]], Awaitable[tuple[Mapping[str, Any], Sequence[str]]]]
 
 
 class _Progress:
     """Turns job updates into a progress bar and a status line with the request id."""
 
-    def __init__(self, feedback: NodeFeedback, expected_run: float | None) -> None:
+    def __init__(self, feedback: NodeFeedback) -> None:
         self.feedback = feedback
-        self.expected_run = expected_run or TYPICAL_RUN_SECONDS
-        self.request_id: str | None = None
+        self.expected_run = TYPICAL_RUN_SECONDS
         self.running_since: float | None = None
 
     def __call__(self, update: JobUpdate) -> None:
-        self.request_id = update.request_id or self.request_id
-        if update.stage == "running" and self.running_since is None:
+        if update.stage is Stage.RUNNING and self.running_since is None:
             self.running_since = time.monotonic()
+            self.expected_run = update.expected_seconds or TYPICAL_RUN_SECONDS
         if update.stage in _STAGE_PROGRESS:
             self.feedback.progress(_STAGE_PROGRESS[update.stage])
         self.feedback.status(update.describe())
 
-    def tick(self) -> None:
+    async def tick(self) -> None:
         """Advance the bar smoothly while the job runs (the API gives no percentage)."""
-        if self.running_since is not None:
-            elapsed = time.monotonic() - self.running_since
-            self.feedback.progress(0.15 + 0.7 * (1 - math.exp(-elapsed / self.expected_run)))
-
-
-async def _watch_for_stop(cancel: asyncio.Event, progress: _Progress) -> None:
-    while not cancel.is_set():
-        if comfy_runtime.processing_interrupted():
-            cancel.set()
-            return
-        progress.tick()
-        await asyncio.sleep(INTERRUPT_CHECK_SECONDS)
+        while True:
+            if self.running_since is not None:
+                elapsed = time.monotonic() - self.running_since
+                self.feedback.progress(0.15 + 0.7 * (1 - math.exp(-elapsed / self.expected_run)))
+            await asyncio.sleep(TICK_SECONDS)
 
 
 async def _inspect(data: bytes) -> ResultImage:
@@ -70,35 +66,36 @@ def _describe_result(model_id: str, request_id: str, status: str, cost: float | 
 
 
 async def run_generation(
-    model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, notes: Sequence[str] = ()
+    model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, prepare: Prepare | None = None
 ) -> tuple[torch.Tensor, str]:
     """Run one job for a node and return ``(IMAGE batch, info text)``.
 
-    Everything that can be checked is checked before the paid submit; a Stop
-    in ComfyUI cancels the remote job while it is still queued.
+    The token is required before ``prepare`` (e.g. encoding large images)
+    starts; Stop is honoured while preparing, before the submit, and while the
+    job is queued (it is then cancelled on RunComfy).
     """
-    settings = load_settings()
-    client = shared_client(settings)  # run_job checks inputs and token before anything is sent
+    jobs = shared_jobs(load_settings())
     feedback = NodeFeedback(node_id)
-    for note in notes:
-        feedback.status(note)
-    kind = (model_id, inputs.get("resolution"), inputs.get("num_images"))
-    progress = _Progress(feedback, client.run_durations.expected(kind))
-    cancel = asyncio.Event()
-    if comfy_runtime.processing_interrupted():  # Stop came before we started: submit nothing
-        cancel.set()
-    watcher = asyncio.create_task(_watch_for_stop(cancel, progress))
+    stop = Stop(check=comfy_runtime.processing_interrupted)
+    progress = _Progress(feedback)
+    ticker = asyncio.create_task(progress.tick())
+    notes: Sequence[str] = ()
     try:
-        job = await run_job(client, model_id, inputs, on_update=progress, cancel=cancel, process=_inspect)
-    except JobCancelledError as exc:
-        if cancel.is_set():
-            feedback.status(str(exc))
-            raise_interrupted(str(exc))
+        if prepare is not None:
+            inputs, notes = await stop.race(prepare(inputs))
+            for note in notes:
+                feedback.status(note)
+        job = await jobs.run(model_id, inputs, on_update=progress, stop=stop, process=_inspect)
+    except (JobCancelledError, StopRequested) as exc:
+        message = str(exc) if isinstance(exc, JobCancelledError) else "Stopped before anything was submitted; nothing was billed"
+        if stop.is_set():
+            feedback.status(message)
+            raise_interrupted(message)
         raise
     finally:
-        watcher.cancel()
+        ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+            await ticker
     images, padding_notes = await asyncio.to_thread(results_to_tensor, job.files)
     info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
     info_lines += [*notes, *padding_notes]

@@ -11,7 +11,6 @@ and resampling) releases the GIL, so the event loop stays free.
 
 from __future__ import annotations
 
-import base64
 import io
 import math
 from dataclasses import dataclass, field
@@ -19,8 +18,7 @@ from dataclasses import dataclass, field
 import torch
 from PIL import Image
 
-DEFAULT_MAX_BYTES = 6 * 1024 * 1024
-DEFAULT_MAX_PIXELS = 4096 * 4096
+from ..client.limits import MAX_INLINE_IMAGE_BYTES, MAX_INPUT_PIXELS
 
 # JPEG q95 with full-resolution chroma (4:4:4): at least as faithful as
 # Pillow's q95 default (4:2:0) on photos and far better on coloured edges and
@@ -56,10 +54,6 @@ class EncodedImage:
     source_height: int
     adjustments: tuple[str, ...] = ()
 
-    def to_data_uri(self) -> str:
-        """The ``data:<mime>;base64,...`` form the API takes in ``image_urls``."""
-        return f"data:{self.mime_type};base64,{base64.b64encode(self.data).decode('ascii')}"
-
 
 # ---------------------------------------------------------------- upload
 
@@ -87,7 +81,7 @@ def frames_from_images(images: torch.Tensor) -> list[torch.Tensor]:
 
 
 def encode_for_upload(
-    frame: torch.Tensor, *, max_bytes: int = DEFAULT_MAX_BYTES, max_pixels: int = DEFAULT_MAX_PIXELS
+    frame: torch.Tensor, *, max_bytes: int = MAX_INLINE_IMAGE_BYTES, max_pixels: int = MAX_INPUT_PIXELS
 ) -> EncodedImage:
     """Encode one [H,W,C] frame within ``max_pixels`` and ``max_bytes``.
 

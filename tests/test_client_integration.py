@@ -32,10 +32,15 @@ def settings_for(sim, **overrides):
     return client_pkg.Settings(base_url=sim.url, token=sim.token, token_source="test", **overrides)
 
 
+def jobs_for(settings, *, http=None, **options):
+    return client_pkg.Jobs(client_pkg.RunComfyClient(settings, http=http), retry=FAST_RETRY, **options)
+
+
 @pytest.fixture
 async def rc(simulator):
-    async with client_pkg.RunComfyClient(settings_for(simulator), retry=FAST_RETRY) as client:
-        yield client
+    jobs = jobs_for(settings_for(simulator))
+    async with jobs.client:
+        yield jobs
 
 
 def png_data_uri(width: int, height: int, colour=(200, 40, 40)) -> str:
@@ -65,8 +70,7 @@ class Updates(list):
 async def test_text_to_image_lifecycle(simulator, rc):
     simulator.script_next_jobs(queue_seconds=0.3, run_seconds=0.6)  # long enough to see each state
     updates = Updates()
-    job = await client_pkg.run_job(
-        rc, T2I, {"prompt": "a red fox", "num_images": 2, "aspect_ratio": "16:9", "output_format": "jpeg"},
+    job = await rc.run(T2I, {"prompt": "a red fox", "num_images": 2, "aspect_ratio": "16:9", "output_format": "jpeg"},
         on_update=updates,
     )
     assert len(job.files) == 2
@@ -83,10 +87,9 @@ async def test_text_to_image_lifecycle(simulator, rc):
 
 
 async def test_edit_lifecycle_with_inline_and_hosted_images(simulator, rc):
-    first = await client_pkg.run_job(rc, T2I, {"prompt": "a reference", "resolution": "0.5K"})
+    first = await rc.run(T2I, {"prompt": "a reference", "resolution": "0.5K"})
     hosted = first.result.image_urls[0]  # the simulator fetches URL inputs itself
-    job = await client_pkg.run_job(
-        rc, EDIT, {"prompt": "make it night", "image_urls": [png_data_uri(640, 480), hosted], "seed": 7}
+    job = await rc.run(EDIT, {"prompt": "make it night", "image_urls": [png_data_uri(640, 480), hosted], "seed": 7}
     )
     image = decode(job.files[0])
     assert image.size == sim_images.expected_size("auto", "1K", (640, 480))
@@ -95,13 +98,13 @@ async def test_edit_lifecycle_with_inline_and_hosted_images(simulator, rc):
 
 async def test_same_prompt_and_seed_give_the_same_image(rc):
     body = {"prompt": "determinism", "seed": 42, "resolution": "0.5K"}
-    first = await client_pkg.run_job(rc, T2I, body)
-    second = await client_pkg.run_job(rc, T2I, body)
+    first = await rc.run(T2I, body)
+    second = await rc.run(T2I, body)
     assert first.files == second.files and first.request_id != second.request_id
 
 
 async def test_model_info_is_a_free_read(simulator, rc):
-    info = await rc.model_info(T2I, include_schema=True)
+    info = await rc.client.model_info(T2I, include_schema=True)
     assert info["base_price_usd"] > 0 and "properties" in info["schema"]
     assert simulator.requests(route="submit") == []
 
@@ -109,13 +112,13 @@ async def test_model_info_is_a_free_read(simulator, rc):
 @pytest.mark.parametrize("style", ["image", "both"])
 async def test_every_output_shape_yields_the_images(simulator, rc, style):
     simulator.configure(output_style=style)
-    job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert len(job.files) == 1
 
 
 async def test_other_status_spellings_are_understood(simulator, rc):
     simulator.configure(status_words={"in_queue": "pending", "in_progress": "processing", "completed": "succeeded"})
-    job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert len(job.files) == 1
 
 
@@ -134,14 +137,13 @@ async def test_other_status_spellings_are_understood(simulator, rc):
 )
 async def test_invalid_requests_never_reach_the_server(simulator, rc, model, body):
     with pytest.raises(errors.RequestValidationError):
-        await client_pkg.run_job(rc, model, body)
+        await rc.run(model, body)
     assert simulator.requests() == []
 
 
 async def test_missing_token_sends_nothing(simulator):
-    async with client_pkg.RunComfyClient(client_pkg.Settings(base_url=simulator.url)) as client:
-        with pytest.raises(errors.MissingTokenError, match="RUNCOMFY_API_TOKEN"):
-            await client_pkg.run_job(client, T2I, {"prompt": "x"})
+    with pytest.raises(errors.MissingTokenError, match="RUNCOMFY_API_TOKEN"):
+        client_pkg.RunComfyClient(client_pkg.Settings(base_url=simulator.url))
     assert simulator.requests() == []
 
 
@@ -160,7 +162,7 @@ async def test_missing_token_sends_nothing(simulator):
 async def test_a_lost_submit_answer_is_never_resent(simulator, rc, fault):
     simulator.add_fault("submit", **fault)
     with pytest.raises(errors.SubmitOutcomeUnknownError, match="NOT re-sent") as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     assert "dashboard" in str(caught.value)
     assert len(simulator.requests(route="submit")) == 1
     assert simulator.requests(route="status") == []
@@ -169,9 +171,8 @@ async def test_a_lost_submit_answer_is_never_resent(simulator, rc, fault):
 async def test_a_submit_that_times_out_is_never_resent(simulator):
     simulator.add_fault("submit", "delay", seconds=2.0, after_processing=True)
     http = api.new_http_client(timeout=httpx.Timeout(0.3))
-    async with client_pkg.RunComfyClient(settings_for(simulator), http=http, retry=FAST_RETRY) as client:
-        with pytest.raises(errors.SubmitOutcomeUnknownError):
-            await client_pkg.run_job(client, T2I, {"prompt": "x"})
+    with pytest.raises(errors.SubmitOutcomeUnknownError):
+        await jobs_for(settings_for(simulator), http=http).run(T2I, {"prompt": "x"})
     await http.aclose()
     assert len(simulator.jobs) == 1  # the server did accept (and bill) it
     simulator.wait_until(lambda: simulator.requests(route="submit"))  # logged once its late answer is written
@@ -183,14 +184,15 @@ async def test_a_submit_that_never_connected_is_retried_then_reported():
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     settings = client_pkg.Settings(base_url=f"http://127.0.0.1:{port}", token="t" * 20)
-    async with client_pkg.RunComfyClient(settings, retry=FAST_RETRY) as client:
+    jobs = jobs_for(settings)
+    async with jobs.client:
         with pytest.raises(errors.NetworkError, match="Nothing was submitted"):
-            await client.submit(T2I, {"prompt": "x"})
+            await jobs.run(T2I, {"prompt": "x"})
 
 
 async def test_rate_limited_submit_waits_and_is_billed_once(simulator, rc):
     simulator.add_fault("submit", "http_error", status=429, retry_after=0, times=2)
-    job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     submits = simulator.requests(route="submit")
     assert [record.status for record in submits] == [429, 429, 200]
     assert list(simulator.jobs) == [job.request_id]
@@ -209,20 +211,21 @@ async def test_rate_limited_submit_waits_and_is_billed_once(simulator, rc):
 async def test_submit_refusals_map_to_typed_errors(simulator, rc, fault, error):
     simulator.add_fault("submit", **fault)
     with pytest.raises(error) as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     assert "\n" not in str(caught.value)
     assert simulator.jobs == {}
 
 
 async def test_wrong_token_and_empty_balance_from_the_server(simulator):
-    async with client_pkg.RunComfyClient(settings_for(simulator), retry=FAST_RETRY) as good:
+    good = jobs_for(settings_for(simulator))
+    async with good.client:
         simulator.set_balance(0.0)
         with pytest.raises(errors.InsufficientBalanceError, match="top up"):
-            await client_pkg.run_job(good, T2I, {"prompt": "x"})
-    bad = client_pkg.Settings(base_url=simulator.url, token="not-the-simulator-token")
-    async with client_pkg.RunComfyClient(bad, retry=FAST_RETRY) as client:
+            await good.run(T2I, {"prompt": "x"})
+    bad = jobs_for(client_pkg.Settings(base_url=simulator.url, token="not-the-simulator-token"))
+    async with bad.client:
         with pytest.raises(errors.AuthenticationError, match="RUNCOMFY_API_TOKEN"):
-            await client_pkg.run_job(client, T2I, {"prompt": "x"})
+            await bad.run(T2I, {"prompt": "x"})
     assert simulator.jobs == {}
 
 
@@ -244,7 +247,7 @@ async def test_wrong_token_and_empty_balance_from_the_server(simulator):
 )
 async def test_free_calls_recover_from_faults(simulator, rc, route, fault):
     simulator.add_fault(route, **fault)
-    job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert len(job.files) == 1
     assert len(simulator.requests(route="submit")) == 1
     assert any(record.fault for record in simulator.requests(route=route))
@@ -253,7 +256,7 @@ async def test_free_calls_recover_from_faults(simulator, rc, route, fault):
 async def test_persistent_server_errors_give_up_with_the_request_id(simulator, rc):
     simulator.add_fault("status", "http_error", status=500, times=None)
     with pytest.raises(errors.ServerError) as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     assert caught.value.request_id in str(caught.value)
     assert len(simulator.requests(route="status")) == FAST_RETRY.attempts
 
@@ -273,7 +276,7 @@ async def test_persistent_server_errors_give_up_with_the_request_id(simulator, r
 async def test_unsuccessful_jobs_raise_with_the_api_reason(simulator, rc, outcome, error, words):
     simulator.script_next_jobs(outcome)
     with pytest.raises(error, match=words) as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     assert caught.value.request_id and caught.value.request_id in str(caught.value)
     assert simulator.requests(route="file") == []
 
@@ -282,20 +285,20 @@ async def test_failed_job_reason_given_as_an_object(simulator, rc):
     simulator.configure(error_style="object")
     simulator.script_next_jobs("failed", reason="model overloaded")
     with pytest.raises(errors.JobFailedError, match="model overloaded"):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
 
 
 async def test_a_job_that_never_finishes_times_out_with_its_id(simulator, rc):
     simulator.script_next_jobs("never_finishes")
     with pytest.raises(errors.JobTimeoutError, match="may still finish") as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"}, timeout=1.0)
+        await rc.run(T2I, {"prompt": "x"}, timeout=1.0)
     assert caught.value.request_id in simulator.jobs
 
 
 async def test_an_unknown_status_is_never_taken_for_success(simulator, rc):
     simulator.configure(status_words={"completed": "done-ish"})
     with pytest.raises(errors.JobTimeoutError):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"}, timeout=1.0)
+        await rc.run(T2I, {"prompt": "x"}, timeout=1.0)
     assert simulator.requests(route="file") == []
 
 
@@ -305,7 +308,7 @@ async def test_an_unknown_status_is_never_taken_for_success(simulator, rc):
 async def test_stop_while_queued_cancels_once_and_refunds(simulator, rc):
     simulator.script_next_jobs("queued_forever")
     balance = simulator.balance()
-    stop = asyncio.Event()
+    stop = client_pkg.Stop()
     updates = Updates()
 
     def on_update(update):
@@ -314,7 +317,7 @@ async def test_stop_while_queued_cancels_once_and_refunds(simulator, rc):
             stop.set()
 
     with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="while still queued"):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"}, on_update=on_update, cancel=stop)
+        await rc.run(T2I, {"prompt": "x"}, on_update=on_update, stop=stop)
     assert len(simulator.requests(route="cancel")) == 1
     (request_id,) = simulator.jobs
     assert simulator.state(request_id) == "cancelled"
@@ -324,22 +327,22 @@ async def test_stop_while_queued_cancels_once_and_refunds(simulator, rc):
 
 async def test_stop_while_running_reports_not_cancellable(simulator, rc):
     simulator.script_next_jobs("never_finishes")
-    stop = asyncio.Event()
+    stop = client_pkg.Stop()
 
     def on_update(update):
         if update.stage == "running":
             stop.set()
 
     with anyio.fail_after(10), pytest.raises(errors.JobCancelledError, match="already running"):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"}, on_update=on_update, cancel=stop)
+        await rc.run(T2I, {"prompt": "x"}, on_update=on_update, stop=stop)
     assert len(simulator.requests(route="cancel")) == 1
 
 
 async def test_stop_before_submit_sends_nothing(simulator, rc):
-    stop = asyncio.Event()
+    stop = client_pkg.Stop()
     stop.set()
     with pytest.raises(errors.JobCancelledError, match="nothing was billed"):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"}, cancel=stop)
+        await rc.run(T2I, {"prompt": "x"}, stop=stop)
     assert simulator.requests() == []
 
 
@@ -347,7 +350,7 @@ async def test_cancelling_the_task_cancels_the_queued_job(simulator, rc):
     simulator.script_next_jobs("queued_forever")
     queued = asyncio.Event()
     task = asyncio.create_task(
-        client_pkg.run_job(rc, T2I, {"prompt": "x"}, on_update=lambda u: u.stage == "queued" and queued.set())
+        rc.run(T2I, {"prompt": "x"}, on_update=lambda u: u.stage == "queued" and queued.set())
     )
     await asyncio.wait_for(queued.wait(), 5)
     task.cancel()
@@ -372,16 +375,16 @@ async def test_cancelling_the_task_cancels_the_queued_job(simulator, rc):
     ],
 )
 async def test_hostile_downloads_are_refused(simulator, rc, fault, words):
-    rc.download_policy = dataclasses.replace(rc.download_policy, max_bytes=2 * 1024 * 1024)
+    rc.client.download_policy = dataclasses.replace(rc.client.download_policy, max_bytes=2 * 1024 * 1024)
     simulator.add_fault("file", **fault)
     with pytest.raises(errors.DownloadError, match=words) as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+        await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert caught.value.request_id in simulator.jobs
 
 
 async def test_same_host_redirect_is_followed(simulator, rc):
     simulator.add_fault("file", "redirect")
-    job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert decode(job.files[0]).size == sim_images.expected_size("auto", "0.5K")
 
 
@@ -389,20 +392,21 @@ async def test_same_host_redirect_is_followed(simulator, rc):
 async def test_results_from_unknown_hosts_are_not_fetched(simulator, rc, host):
     simulator.script_next_jobs(output_host=host)
     with pytest.raises(errors.DownloadError, match="download_hosts|plain http"):
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     assert simulator.requests(route="file") == []
 
 
 async def test_configured_extra_host_is_allowed(simulator):
     simulator.script_next_jobs(output_host="localhost")  # same server, a host name the API does not use
     settings = settings_for(simulator, download_hosts=("localhost",))
-    async with client_pkg.RunComfyClient(settings, retry=FAST_RETRY) as client:
-        job = await client_pkg.run_job(client, T2I, {"prompt": "x", "resolution": "0.5K"})
+    jobs = jobs_for(settings)
+    async with jobs.client:
+        job = await jobs.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     assert len(job.files) == 1
 
 
 async def test_downloads_never_carry_the_token(simulator, rc):
-    await client_pkg.run_job(rc, T2I, {"prompt": "x", "num_images": 3, "resolution": "0.5K"})
+    await rc.run(T2I, {"prompt": "x", "num_images": 3, "resolution": "0.5K"})
     files = simulator.requests(route="file")
     assert len(files) == 3 and not any(record.auth_header_sent for record in files)
     assert all(record.auth_header_sent for record in simulator.requests(route="status"))
@@ -414,10 +418,9 @@ async def test_downloads_never_carry_the_token(simulator, rc):
 async def test_many_concurrent_jobs_share_one_client(simulator):
     simulator.configure(max_active_jobs=4)
     settings = settings_for(simulator)
-    async with client_pkg.RunComfyClient(settings, retry=FAST_RETRY, max_concurrent_jobs=4) as client:
-        jobs = await asyncio.gather(
-            *(client_pkg.run_job(client, T2I, {"prompt": f"job {n}", "resolution": "0.5K"}) for n in range(12))
-        )
+    runner = jobs_for(settings, max_concurrent_jobs=4)
+    async with runner.client:
+        jobs = await asyncio.gather(*(runner.run(T2I, {"prompt": f"job {n}", "resolution": "0.5K"}) for n in range(12)))
     assert len({job.request_id for job in jobs}) == 12
     assert all(len(job.files) == 1 for job in jobs)
     submits = simulator.requests(route="submit")
@@ -427,7 +430,7 @@ async def test_many_concurrent_jobs_share_one_client(simulator):
 async def test_polling_stays_within_two_calls_a_second(simulator, rc):
     simulator.script_next_jobs(queue_seconds=0.5, run_seconds=2.0, count=2)
     for _ in range(2):  # the second job benefits from the learned duration
-        job = await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+        job = await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
         polls = [r for r in simulator.requests(request_id=job.request_id) if r.route in ("status", "result")]
         seconds = polls[-1].time - polls[0].time
         assert len(polls) <= 2.0 * seconds + 5  # the rate budget plus its burst
@@ -440,12 +443,12 @@ async def test_the_token_never_appears_in_logs_or_errors(simulator, rc, caplog):
     caplog.set_level(logging.DEBUG)
     seen: list[str] = []
     simulator.add_fault("status", "http_error", status=503)
-    await client_pkg.run_job(rc, T2I, {"prompt": "x", "resolution": "0.5K"})
+    await rc.run(T2I, {"prompt": "x", "resolution": "0.5K"})
     simulator.add_fault("submit", "http_error", status=401, error_message=f"token {simulator.token} is bad")
     with pytest.raises(errors.AuthenticationError) as caught:
-        await client_pkg.run_job(rc, T2I, {"prompt": "x"})
+        await rc.run(T2I, {"prompt": "x"})
     seen.append(str(caught.value))
-    seen.append(repr(rc.settings))
+    seen.append(repr(rc.client.settings))
     seen.extend(record.getMessage() for record in caplog.records)
     seen.extend(str(record.to_json()) for record in simulator.requests())
     assert seen and not any(simulator.token in text for text in seen)

@@ -13,7 +13,8 @@ schemas = pack_import("client.schemas")
 config = pack_import("client.config")
 errors = pack_import("client.errors")
 responses = pack_import("client.responses")
-polling = pack_import("client.polling")
+pacing = pack_import("client.pacing")
+formats = pack_import("client.formats")
 download = pack_import("client.download")
 
 SEEDS = PACK_ROOT.parent / "shared" / "seeds"
@@ -225,7 +226,7 @@ def test_output_urls_from_every_documented_shape():
     ],
 )
 def test_cancel_answers(body, cancelled):
-    assert responses.parse_cancel(body, "r").cancelled is cancelled
+    assert responses.parse_cancel(body).cancelled is cancelled
 
 
 # -- pacing ------------------------------------------------------------------
@@ -239,7 +240,7 @@ class FakeClock:
         return self.now
 
 
-def _simulate_polls(pacer: polling.PollPacer, clock: FakeClock, phase, seconds: float) -> list[float]:
+def _simulate_polls(pacer: pacing.PollPacer, clock: FakeClock, phase, seconds: float) -> list[float]:
     times = []
     end = clock.now + seconds
     while clock.now < end:
@@ -252,7 +253,7 @@ def _simulate_polls(pacer: polling.PollPacer, clock: FakeClock, phase, seconds: 
 @pytest.mark.parametrize("expected_run", [None, 3.0])
 def test_pacer_never_exceeds_about_two_polls_a_second(expected_run):
     clock = FakeClock()
-    pacer = polling.PollPacer(expected_run=expected_run, clock=clock)
+    pacer = pacing.PollPacer(expected_run=expected_run, clock=clock)
     pacer.running_since = clock.now
     times = _simulate_polls(pacer, clock, responses.Phase.RUNNING, 30.0)
     assert len(times) / 30.0 <= 2.0 + 5 / 30  # the rate plus one initial burst
@@ -262,7 +263,7 @@ def test_pacer_never_exceeds_about_two_polls_a_second(expected_run):
 
 def test_pacer_polls_densely_when_the_job_should_end():
     clock = FakeClock()
-    pacer = polling.PollPacer(expected_run=5.0, clock=clock)
+    pacer = pacing.PollPacer(expected_run=5.0, clock=clock)
     pacer.running_since = clock.now
     times = _simulate_polls(pacer, clock, responses.Phase.RUNNING, 6.0)
     early = [t for t in times if t < 103.5]
@@ -273,7 +274,7 @@ def test_pacer_polls_densely_when_the_job_should_end():
 
 def test_pacer_backs_off_while_queued():
     clock = FakeClock()
-    pacer = polling.PollPacer(clock=clock)
+    pacer = pacing.PollPacer(clock=clock)
     delays = [pacer.next_delay(responses.Phase.QUEUED) for _ in range(8)]
     assert delays[0] < 0.5 and delays[-1] == pytest.approx(1.0)
     assert delays == sorted(delays)
@@ -306,8 +307,8 @@ def test_download_hosts(url, ok):
 
 
 def test_sniffing_recognises_images_only():
-    assert download.sniff_image_type(b"\x89PNG\r\n\x1a\n....") == "image/png"
-    assert download.sniff_image_type(b"\xff\xd8\xff\xe0") == "image/jpeg"
-    assert download.sniff_image_type(b"RIFF\x00\x00\x00\x00WEBPVP8 ") == "image/webp"
-    assert download.sniff_image_type(b"<!doctype html><html>") is None
+    assert formats.sniff(b"\x89PNG\r\n\x1a\n....").mime == "image/png"
+    assert formats.sniff(b"\xff\xd8\xff\xe0").mime == "image/jpeg"
+    assert formats.sniff(b"RIFF\x00\x00\x00\x00WEBPVP8 ").mime == "image/webp"
+    assert formats.sniff(b"<!doctype html><html>") is None
     assert re.search("HTML", download._describe_non_image(b"<!DOCTYPE html>"))

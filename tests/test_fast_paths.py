@@ -21,10 +21,10 @@ from packloader import load_pack, pack_import
 
 upload = pack_import("nodes.upload_images")
 results = pack_import("nodes.result_images")
-client_api = pack_import("client.api")
-polling = pack_import("client.polling")
+pacing = pack_import("client.pacing")
 client_pkg = pack_import("client")
-Phase = pack_import("client.responses").Phase
+responses = pack_import("client.responses")
+Phase = responses.Phase
 
 
 def photo(height: int, width: int, seed: int = 0, noise: float = 3.0) -> np.ndarray:
@@ -185,7 +185,7 @@ class FakeClock:
 
 
 def test_durations_learn_their_spread():
-    durations = polling.RunDurations()
+    durations = pacing.RunDurations()
     assert durations.expected("k") is None and durations.spread("k") is None
     for seconds in (5.0, 7.0, 5.0, 7.0, 5.0, 7.0):
         durations.observe("k", seconds)
@@ -196,7 +196,7 @@ def test_durations_learn_their_spread():
 def test_a_learned_job_stays_within_two_calls_a_second_and_looks_closely_near_its_end(ends_after):
     clock = FakeClock()
     created = clock.now
-    pacer = polling.PollPacer(expected_run=5.0, spread=0.4, clock=clock)
+    pacer = pacing.PollPacer(expected_run=5.0, spread=0.4, clock=clock)
     clock.now += 1.0  # queued for a second, then seen running
     pacer.running_since, pacer.start_uncertainty = clock.now, 0.3
     end = pacer.running_since + ends_after
@@ -208,15 +208,20 @@ def test_a_learned_job_stays_within_two_calls_a_second_and_looks_closely_near_it
             break
         clock.now += pacer.next_delay(Phase.RUNNING)
     assert (len(polls) + 1) / (polls[-1] - created) <= 2.0  # the /result call included
-    assert polls[-1] - end <= polling.PollPacer.UNLEARNED_INTERVAL
+    assert polls[-1] - end <= pacing.PollPacer.UNLEARNED_INTERVAL
     if abs(ends_after - 5.0) <= 0.6:
         assert polls[-1] - end < 0.35  # where the end was likely, polls were close together
 
 
+def run_seconds(created_at, finished_at):
+    body = {"status": "completed", "created_at": created_at, "finished_at": finished_at}
+    return responses.parse_result(body, "r-1").run_seconds
+
+
 def test_the_server_timestamps_give_the_duration():
-    assert polling._server_seconds("2025-01-01T00:00:00.250Z", "2025-01-01T00:00:06.750Z") == 6.5
-    assert polling._server_seconds(None, "2025-01-01T00:00:06Z") is None
-    assert polling._server_seconds("yesterday", "2025-01-01T00:00:06Z") is None
+    assert run_seconds("2025-01-01T00:00:00.250Z", "2025-01-01T00:00:06.750Z") == 6.5
+    assert run_seconds(None, "2025-01-01T00:00:06Z") is None
+    assert run_seconds("yesterday", "2025-01-01T00:00:06Z") is None
 
 
 @pytest.mark.anyio
@@ -224,9 +229,9 @@ async def test_a_job_teaches_its_run_duration(simulator):
     settings = client_pkg.Settings(base_url=simulator.url, token=simulator.token, token_source="test")
     simulator.script_next_jobs(queue_seconds=0.3, run_seconds=1.2)
     async with client_pkg.RunComfyClient(settings) as client:
-        inputs = {"prompt": "x", "resolution": "0.5K"}
-        await client_pkg.run_job(client, "google/nano-banana-2/text-to-image", inputs)
-        learned = client.run_durations.expected(("google/nano-banana-2/text-to-image", "0.5K", None))
+        jobs = client_pkg.Jobs(client)
+        await jobs.run("google/nano-banana-2/text-to-image", {"prompt": "x", "resolution": "0.5K"})
+        learned = jobs.durations.expected(("google/nano-banana-2/text-to-image", "0.5K", 1))
     assert learned == pytest.approx(1.2, abs=0.3)  # the start is only known to a poll gap
 
 
@@ -242,5 +247,9 @@ def test_what_was_learned_outlives_each_prompts_event_loop(simulator, monkeypatc
     simulator.script_next_jobs(queue_seconds=0.1, run_seconds=0.6, count=2)
     for seed in (1, 2):  # ComfyUI runs each prompt with asyncio.run: a new loop, a new pooled client
         asyncio.run(node.generate(unique_id="7", **dict(widgets, seed=seed)))
-    (learned,) = [durations for durations in client_api._DURATIONS.values() if durations.expected(kind)]
+
+    async def durations_on_a_new_loop():
+        return client_pkg.shared_jobs(client_pkg.load_settings()).durations
+
+    learned = asyncio.run(durations_on_a_new_loop())
     assert learned.spread(kind) is not None  # both prompts taught the same memory

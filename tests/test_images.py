@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import math
 import struct
 import tracemalloc
@@ -18,6 +19,8 @@ from packloader import pack_import
 
 upload = pack_import("nodes.upload_images")
 results = pack_import("nodes.result_images")
+request = pack_import("client.request")
+EDIT = pack_import("client.schemas").EDIT
 
 
 # ---------------------------------------------------------------- helpers
@@ -178,10 +181,12 @@ def test_rgb_frame_becomes_jpeg_with_nothing_to_report():
 
 def test_data_uri_round_trips():
     encoded = upload.encode_for_upload(photo_like(16, 16))
-    prefix, payload = encoded.to_data_uri().split(",", 1)
+    inline = request.InlineImage(encoded.data, encoded.mime_type)
+    body = request.JobRequest.checked(EDIT, {"prompt": "x", "image_urls": [inline, "https://a.example/b.png"]}).body
+    prefix, payload = json.loads(body)["image_urls"][0].split(",", 1)
     assert prefix == "data:image/jpeg;base64"
     assert base64.b64decode(payload) == encoded.data
-    assert "data=" not in repr(encoded)  # the bytes stay out of logs
+    assert "data=" not in repr(encoded) and "data=" not in repr(inline)  # the bytes stay out of logs
 
 
 def test_transparent_rgba_keeps_its_alpha_losslessly():

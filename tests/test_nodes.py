@@ -175,8 +175,8 @@ async def test_edit_sends_every_frame_of_every_socket_in_order(account):
 async def test_edit_keeps_transparency_of_rgba_input(account):
     rgba = photo(256, 256, channels=4)
     references, _ = await edit_module.encode_references({"images": rgba}, [])
-    mime, payload = references[0][len("data:"):].split(";base64,")
-    with Image.open(io.BytesIO(base64.b64decode(payload))) as sent:
+    mime, payload = references[0].mime, references[0].data
+    with Image.open(io.BytesIO(payload)) as sent:
         assert sent.mode == "RGBA" and mime in ("image/png", "image/webp")
         alpha = np.asarray(sent)[..., 3]
     assert alpha[:, :16].mean() < 20 and alpha[:, -16:].mean() > 235  # the transparency gradient survived

@@ -1,0 +1,60 @@
+"""The image formats this pack meets, in one table.
+
+Used wherever bytes are recognised or named: result downloads (is this an
+image at all?), decoding (which Pillow plugins may open a result), inline
+inputs (which MIME types a data URI may carry) and the command line (which
+extension a written file gets).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ImageFormat:
+    """One format. ``inline``: the model accepts it as an input data URI.
+    ``result``: RunComfy renders it (an ``output_format``), so a result may be one."""
+
+    name: str
+    mime: str
+    pillow: str | None
+    extension: str
+    inline: bool
+    result: bool
+
+    def matches(self, head: bytes) -> bool:
+        """Whether ``head`` (the first 16 bytes or more) starts a file of this format."""
+        return _SIGNATURES[self.name](head)
+
+
+PNG = ImageFormat("png", "image/png", "PNG", "png", inline=True, result=True)
+JPEG = ImageFormat("jpeg", "image/jpeg", "JPEG", "jpg", inline=True, result=True)
+WEBP = ImageFormat("webp", "image/webp", "WEBP", "webp", inline=True, result=True)
+HEIC = ImageFormat("heic", "image/heic", None, "heic", inline=True, result=False)
+HEIF = ImageFormat("heif", "image/heif", None, "heif", inline=True, result=False)
+GIF = ImageFormat("gif", "image/gif", "GIF", "gif", inline=False, result=False)
+FORMATS: tuple[ImageFormat, ...] = (PNG, JPEG, WEBP, HEIC, HEIF, GIF)
+
+_SIGNATURES = {
+    "png": lambda head: head.startswith(b"\x89PNG\r\n\x1a\n"),
+    "jpeg": lambda head: head.startswith(b"\xff\xd8\xff"),
+    "webp": lambda head: head[:4] == b"RIFF" and head[8:12] == b"WEBP",
+    "heic": lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"heim", b"heis"),
+    "heif": lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"mif1", b"msf1", b"heif"),
+    "gif": lambda head: head[:6] in (b"GIF87a", b"GIF89a"),
+}
+
+RESULT_FORMATS = tuple(f for f in FORMATS if f.result)
+INLINE_FORMATS = tuple(f for f in FORMATS if f.inline)
+
+
+def sniff(data: bytes) -> ImageFormat | None:
+    """The format the first bytes announce, or None if they are no image we know."""
+    head = data[:16]
+    return next((f for f in FORMATS if f.matches(head)), None)
+
+
+def by_output_format(output_format: str) -> ImageFormat:
+    """The format of a model's ``output_format`` value (``png``, ``jpeg``, ``webp``)."""
+    return next(f for f in RESULT_FORMATS if f.name == output_format)

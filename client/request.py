@@ -1,0 +1,93 @@
+"""One job's request, checked once and serialised once.
+
+Inline images travel as ``InlineImage`` (their encoded bytes) until the body
+is written, so multi-megabyte payloads are base64-encoded straight into the
+body's bytes: no data-URI strings, no JSON-escaped copies.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any, Hashable, Mapping
+
+from .errors import RequestValidationError
+from .limits import MAX_BODY_BYTES, MIB
+from .schemas import get_schema
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An encoded input image to send as a ``data:<mime>;base64,...`` URI."""
+
+    data: bytes = field(repr=False)
+    mime: str
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the bytes: what identifies this image, not its data URI."""
+        return hashlib.sha256(self.data).hexdigest()
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """A model id and inputs that passed the schema, and the body that will be sent."""
+
+    model_id: str
+    inputs: Mapping[str, Any]
+    body: bytes = field(repr=False)
+
+    @classmethod
+    def checked(cls, model_id: str, inputs: Mapping[str, Any]) -> "JobRequest":
+        """The one pre-submit gate for inputs: schema, then body size. Sends nothing."""
+        get_schema(model_id).check({name: _as_checked(value) for name, value in inputs.items()})
+        body = _serialise(inputs)
+        if len(body) > MAX_BODY_BYTES:
+            raise RequestValidationError(
+                f"The request is {len(body) / MIB:.0f} MiB, over RunComfy's {MAX_BODY_BYTES // MIB} MiB "
+                "limit; use fewer or smaller input images",
+                field="image_urls",
+            )
+        return cls(model_id, inputs, body)
+
+    @property
+    def kind(self) -> Hashable:
+        """Jobs of one kind take about as long: same model, resolution and image count."""
+        defaults = get_schema(self.model_id).defaults()
+        return (self.model_id, *(self.inputs.get(name, defaults.get(name)) for name in ("resolution", "num_images")))
+
+
+def _as_checked(value: Any) -> Any:
+    """What the schema sees of an input: an inline image as the head of its data URI."""
+    if isinstance(value, list):
+        return [_as_checked(item) for item in value]
+    return f"data:{value.mime};base64," if isinstance(value, InlineImage) else value
+
+
+def _serialise(inputs: Mapping[str, Any]) -> bytes:
+    """Compact JSON with each ``InlineImage`` written as its data URI, base64 spliced in as bytes."""
+    images: list[InlineImage] = []
+    nonce = secrets.token_hex(8)  # so no user text can look like a placeholder
+
+    def placeholder(value: Any) -> Any:
+        if isinstance(value, InlineImage):
+            images.append(value)
+            return f"{nonce}:{len(images) - 1}"
+        return value
+
+    plain = {
+        name: [placeholder(item) for item in value] if isinstance(value, list) else placeholder(value)
+        for name, value in inputs.items()
+    }
+    rest = json.dumps(plain, separators=(",", ":"))
+    parts: list[bytes] = []
+    for index, image in enumerate(images):
+        before, rest = rest.split(f'"{nonce}:{index}"', 1)
+        parts += [before.encode("ascii"), f'"data:{image.mime};base64,'.encode("ascii"),
+                  base64.b64encode(image.data), b'"']
+    parts.append(rest.encode("ascii"))
+    return b"".join(parts)
