@@ -624,7 +624,7 @@ def memory_child(side: str, resolution: str, count: int, seed: int) -> None:
     results = pack_module("nodes.result_images")
     warm = io.BytesIO()  # load the codecs and numpy/torch kernels before measuring
     Image.new("RGB", (64, 64), (10, 20, 30)).save(warm, format="PNG")
-    results.images_to_tensor([results.decode_image(warm.getvalue())])
+    results.results_to_tensor([results.inspect_result(warm.getvalue())])
     inputs = node_inputs(seed=seed, resolution=resolution, num_images=count, output_format="png")
     sim = _EnvSimulator()
     with PeakMemory() as peak:

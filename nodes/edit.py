@@ -12,9 +12,10 @@ from ..client.errors import RequestValidationError
 from ..client.limits import MAX_INLINE_IMAGE_BYTES, MAX_INLINE_IMAGES_BYTES
 from ..client.schemas import EDIT, get_schema
 from .base import NanoBanana2Node
-from .upload_images import EncodedImage, encode_for_upload, frames_from_images
+from .upload_images import EncodedImage, encode_frame, frames_from_images
 from .runner import run_generation
 from .widgets import schema_widgets
+from .workers import in_worker
 
 IMAGE_SOCKETS = ("images", "images_2", "images_3", "images_4")
 MAX_IMAGES = get_schema(EDIT).properties["image_urls"]["maxItems"]
@@ -66,7 +67,7 @@ async def encode_references(
     _check_count(len(labelled), len(urls), ", ".join(counts) or "none")
     budget = min(MAX_INLINE_IMAGE_BYTES, MAX_INLINE_IMAGES_BYTES // max(1, len(labelled)))
     encoded: list[EncodedImage] = await asyncio.gather(
-        *(asyncio.to_thread(encode_for_upload, frame, max_bytes=budget) for _, frame in labelled)
+        *(in_worker(encode_frame, frame, max_bytes=budget) for _, frame in labelled)
     )
     notes = [
         f"{label}: {adjustment}" for (label, _), image in zip(labelled, encoded) for adjustment in image.adjustments

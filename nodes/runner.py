@@ -18,7 +18,8 @@ from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, s
 from ..client.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
-from .result_images import ResultImage, inspect_result, results_to_tensor
+from .result_images import ResultImage, decode_into, inspect_result, new_batch
+from .workers import in_worker
 
 TICK_SECONDS = 0.1
 TYPICAL_RUN_SECONDS = 20.0
@@ -54,9 +55,16 @@ class _Progress:
 
 
 async def _inspect(data: bytes) -> ResultImage:
-    """Check each download as it arrives; the pixels are decoded once all are in,
-    straight into the IMAGE batch (no per-frame copies: see ``results_to_tensor``)."""
-    return await asyncio.to_thread(inspect_result, data)
+    """Open each download as it arrives; the pixels are decoded once all are in,
+    straight into the IMAGE batch (see ``result_images``)."""
+    return await in_worker(inspect_result, data)
+
+
+async def _to_tensor(results: Sequence[ResultImage]) -> tuple[torch.Tensor, tuple[str, ...]]:
+    """All results decoded into one batch, frames in parallel on the worker pool."""
+    batch, slots, notes = new_batch(results)
+    await asyncio.gather(*(in_worker(decode_into, result, slot) for result, slot in zip(results, slots)))
+    return batch, notes
 
 
 def _describe_result(model_id: str, request_id: str, status: str, cost: float | None, images: torch.Tensor) -> str:
@@ -96,7 +104,7 @@ async def run_generation(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-    images, padding_notes = await asyncio.to_thread(results_to_tensor, job.files)
+    images, padding_notes = await _to_tensor(job.files)
     info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
     info_lines += [*notes, *padding_notes]
     feedback.progress(1.0)

@@ -5,7 +5,7 @@ transparency become lossless WebP. Frames too large for the model, or for the
 byte budget, are downscaled and/or re-encoded, with a note saying so.
 
 Pure, synchronous functions without ComfyUI or HTTP imports. The nodes call
-them through ``asyncio.to_thread``; the heavy work (torch ops, Pillow codecs
+them on their worker pool (``workers.py``); the heavy work (torch ops, Pillow codecs
 and resampling) releases the GIL, so the event loop stays free.
 """
 
@@ -83,20 +83,27 @@ def frames_from_images(images: torch.Tensor) -> list[torch.Tensor]:
 def encode_for_upload(
     frame: torch.Tensor, *, max_bytes: int = MAX_INLINE_IMAGE_BYTES, max_pixels: int = MAX_INPUT_PIXELS
 ) -> EncodedImage:
-    """Encode one [H,W,C] frame within ``max_pixels`` and ``max_bytes``.
+    """Check one [H,W,C] frame as ``frames_from_images`` checks a batch, then ``encode_frame`` it."""
+    if frame.dim() != 3:
+        raise ValueError(f"expected one frame shaped [height, width, channels], got {list(frame.shape)}")
+    (only,) = frames_from_images(frame)
+    return encode_frame(only, max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def encode_frame(
+    frame: torch.Tensor, *, max_bytes: int = MAX_INLINE_IMAGE_BYTES, max_pixels: int = MAX_INPUT_PIXELS
+) -> EncodedImage:
+    """Encode one frame of ``frames_from_images`` (already checked) within ``max_pixels`` and ``max_bytes``.
 
     Never refuses a frame for its size: it is downscaled (aspect kept) and/or
     re-encoded at lower quality instead, and each such change is reported in
     ``adjustments`` so the user knows what the model actually saw.
     """
-    if frame.dim() != 3:
-        raise ValueError(f"expected one frame shaped [height, width, channels], got {list(frame.shape)}")
     if max_bytes < 1 or max_pixels < 1:
         raise ValueError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
-    (only,) = frames_from_images(frame)  # same checks as for a batch
-    height, width, channels = only.shape
-    keep_alpha = channels == 4 and _to_uint8(only[..., 3].amin().reshape(1, 1, 1)).item() < 255
-    image = _to_image(only if keep_alpha else only[..., :3], "RGBA" if keep_alpha else "RGB")
+    height, width, channels = frame.shape
+    keep_alpha = channels == 4 and _to_uint8(frame[..., 3].amin().reshape(1, 1, 1)).item() < 255
+    image = _to_image(frame if keep_alpha else frame[..., :3], "RGBA" if keep_alpha else "RGB")
 
     notes: list[str] = []
     fitted = _fit_size(width, height, max_pixels, MAX_SIDE[image.mode])

@@ -79,6 +79,16 @@ def open_bytes(data: bytes) -> Image.Image:
     return image
 
 
+def decode(data: bytes) -> np.ndarray:
+    """A result file through the pack's one path, back to the uint8 values it holds."""
+    batch, _ = results.results_to_tensor([results.inspect_result(data)])
+    return np.rint(batch[0].numpy() * 255).astype(np.uint8)
+
+
+def png(frame: np.ndarray) -> bytes:
+    return pillow_bytes(Image.fromarray(frame), "PNG", compress_level=1)
+
+
 def raw_png(width: int, height: int, bit_depth: int, color_type: int, rows: bytes = b"") -> bytes:
     """A PNG written by hand, for what Pillow will not write (48-bit colour, lying headers)."""
 
@@ -280,7 +290,7 @@ def test_upload_quality_is_at_least_pillow_jpeg_q95(source):
     assert psnr(np.asarray(ours), original) >= psnr(np.asarray(reference), original)
 
 
-# ---------------------------------------------------------------- decode_image
+# ---------------------------------------------------------------- decoding results
 
 
 def test_decode_png_and_lossless_webp_exactly():
@@ -289,31 +299,31 @@ def test_decode_png_and_lossless_webp_exactly():
         pillow_bytes(Image.fromarray(original), "PNG"),
         pillow_bytes(Image.fromarray(original), "WEBP", lossless=True),
     ):
-        decoded = results.decode_image(data)
+        decoded = decode(data)
         assert decoded.dtype == np.uint8 and decoded.shape == (20, 30, 3)
         np.testing.assert_array_equal(decoded, original)
 
 
 def test_decode_jpeg():
     data = pillow_bytes(Image.fromarray(to_uint8_reference(photo_like(64, 48))), "JPEG", quality=95)
-    decoded = results.decode_image(data)
+    decoded = decode(data)
     assert decoded.shape == (64, 48, 3)
     np.testing.assert_array_equal(decoded, np.asarray(open_bytes(data)))
 
 
 def test_decode_palette_and_grayscale():
     palette = Image.fromarray(graphics_like(256)).quantize(16)
-    decoded = results.decode_image(pillow_bytes(palette, "PNG"))
+    decoded = decode(pillow_bytes(palette, "PNG"))
     np.testing.assert_array_equal(decoded, np.asarray(palette.convert("RGB")))
     gray = np.arange(256, dtype=np.uint8).reshape(16, 16)
-    decoded = results.decode_image(pillow_bytes(Image.fromarray(gray, "L"), "PNG"))
+    decoded = decode(pillow_bytes(Image.fromarray(gray, "L"), "PNG"))
     np.testing.assert_array_equal(decoded, np.repeat(gray[..., None], 3, axis=2))
 
 
 def test_decode_16_bit_grayscale_scales_instead_of_clipping():
     samples = np.array([[0, 257, 32768, 65535]], dtype=np.uint16)
     rows = b"".join(b"\x00" + row.astype(">u2").tobytes() for row in samples)
-    decoded = results.decode_image(raw_png(4, 1, 16, 0, rows))
+    decoded = decode(raw_png(4, 1, 16, 0, rows))
     np.testing.assert_array_equal(decoded[0, :, 0], [0, 1, 128, 255])
     assert decoded.shape == (1, 4, 3)
 
@@ -321,20 +331,20 @@ def test_decode_16_bit_grayscale_scales_instead_of_clipping():
 def test_decode_16_bit_colour():
     samples = np.array([[[65535, 0, 32896], [257, 65535, 0]]], dtype=np.uint16)
     rows = b"\x00" + samples.astype(">u2").tobytes()
-    decoded = results.decode_image(raw_png(2, 1, 16, 2, rows))
+    decoded = decode(raw_png(2, 1, 16, 2, rows))
     np.testing.assert_array_equal(decoded[0], [[255, 0, 128], [1, 255, 0]])
 
 
 def test_decode_flattens_transparency_onto_black():
     rgba = np.array([[[200, 100, 50, 128], [10, 20, 30, 255], [255, 255, 255, 0]]], dtype=np.uint8)
-    decoded = results.decode_image(pillow_bytes(Image.fromarray(rgba, "RGBA"), "PNG"))
+    decoded = decode(pillow_bytes(Image.fromarray(rgba, "RGBA"), "PNG"))
     np.testing.assert_array_equal(decoded[0], [[100, 50, 25], [10, 20, 30], [0, 0, 0]])
     gray_alpha = Image.fromarray(np.array([[[200, 0], [200, 255]]], dtype=np.uint8), "LA")
-    np.testing.assert_array_equal(results.decode_image(pillow_bytes(gray_alpha, "PNG"))[0], [[0, 0, 0], [200] * 3])
+    np.testing.assert_array_equal(decode(pillow_bytes(gray_alpha, "PNG"))[0], [[0, 0, 0], [200] * 3])
     palette = Image.new("P", (2, 1))
     palette.putpalette([255, 0, 0, 0, 255, 0])
     palette.putdata([0, 1])
-    decoded = results.decode_image(pillow_bytes(palette, "PNG", transparency=0))
+    decoded = decode(pillow_bytes(palette, "PNG", transparency=0))
     np.testing.assert_array_equal(decoded[0], [[0, 0, 0], [0, 255, 0]])
 
 
@@ -344,7 +354,7 @@ def test_decode_applies_exif_orientation(fmt):
     exif = Image.Exif()
     exif[0x0112] = 6  # "rotate 90° clockwise to display"
     options = {"quality": 100, "subsampling": 0} if fmt == "JPEG" else {}
-    decoded = results.decode_image(pillow_bytes(Image.fromarray(original), fmt, exif=exif, **options))
+    decoded = decode(pillow_bytes(Image.fromarray(original), fmt, exif=exif, **options))
     assert decoded.shape == (48, 32, 3)
     assert psnr(decoded, np.rot90(original, k=-1)) > 40
 
@@ -361,7 +371,7 @@ def test_decode_applies_exif_orientation(fmt):
 )
 def test_non_image_bytes_are_named(data, fragment):
     with pytest.raises(ValueError) as caught:
-        results.decode_image(data)
+        decode(data)
     message = str(caught.value)
     assert message.startswith("result is not an image (") and fragment in message and "\n" not in message
 
@@ -369,31 +379,31 @@ def test_non_image_bytes_are_named(data, fragment):
 def test_truncated_or_corrupt_images_are_a_clear_error():
     data = pillow_bytes(Image.fromarray(to_uint8_reference(photo_like(64, 64))), "PNG")
     with pytest.raises(ValueError, match="truncated or corrupt"):
-        results.decode_image(data[: len(data) // 2])
+        decode(data[: len(data) // 2])
     with pytest.raises(ValueError, match="header is corrupt"):
-        results.decode_image(data[:8] + b"x" * 30)
+        decode(data[:8] + b"x" * 30)
 
 
 @pytest.mark.parametrize(("width", "height"), [(9000, 9000), (20000, 20000)])
 def test_decompression_bombs_are_refused_before_decoding(width, height):
     with pytest.raises(ValueError, match="large"):
-        results.decode_image(raw_png(width, height, 8, 2))
+        decode(raw_png(width, height, 8, 2))
 
 
 @pytest.mark.parametrize(("width", "height"), [(6336, 2688), (4096, 4096)])
 def test_largest_real_results_decode(width, height):
     data = pillow_bytes(Image.new("RGB", (width, height), (10, 20, 30)), "PNG", compress_level=1)
-    decoded = results.decode_image(data)
+    decoded = decode(data)
     assert decoded.shape == (height, width, 3) and decoded[-1, -1].tolist() == [10, 20, 30]
 
 
-# ---------------------------------------------------------------- images_to_tensor
+# ---------------------------------------------------------------- the IMAGE batch
 
 
 def test_tensor_matches_comfyui_loadimage_exactly():
     values = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     frames = [values, values[::-1].copy()]
-    batch, notes = results.images_to_tensor(frames)
+    batch, notes = results.results_to_tensor([results.inspect_result(png(frame)) for frame in frames])
     assert batch.dtype == torch.float32 and batch.shape == (2, 16, 16, 3) and notes == ()
     for index, frame in enumerate(frames):
         expected = torch.from_numpy(np.array(frame).astype(np.float32) / 255.0)  # LoadImage's formula
@@ -404,7 +414,7 @@ def test_mixed_sizes_are_padded_centred_on_black_with_a_note():
     big = np.full((768, 1376, 3), 200, np.uint8)
     small = to_uint8_reference(photo_like(768, 1024))
     tall = np.full((800, 100, 3), 50, np.uint8)
-    batch, notes = results.images_to_tensor([big, small, tall])
+    batch, notes = results.results_to_tensor([results.inspect_result(png(frame)) for frame in (big, small, tall)])
     assert batch.shape == (3, 800, 1376, 3)
     assert notes == (
         "result 1 is 1376×768, padded to 1376×800",
@@ -417,19 +427,21 @@ def test_mixed_sizes_are_padded_centred_on_black_with_a_note():
     assert batch[2, :, 638:738].eq(50 / 255).all() and batch[2, :, :638].abs().sum() == 0
 
 
-def test_bad_frames_are_rejected():
+def test_no_results_is_an_error():
     with pytest.raises(ValueError, match="no result images"):
-        results.images_to_tensor([])
-    with pytest.raises(ValueError, match="result 2 must be a uint8"):
-        results.images_to_tensor([np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 4), np.uint8)])
+        results.results_to_tensor([])
 
 
-def test_conversion_makes_no_numpy_temporaries():
-    frames = [to_uint8_reference(photo_like(512, 512, seed=s)) for s in range(4)]
+def test_conversion_makes_no_frame_sized_temporaries():
+    files = [png(to_uint8_reference(photo_like(1024, 1024, seed=s))) for s in range(4)]
+    opened = [results.inspect_result(data) for data in files]
     tracemalloc.start()
     try:
-        batch, _ = results.images_to_tensor(frames)
+        batch, _ = results.results_to_tensor(opened)
         _, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()
-    assert peak < batch.numel() * 4 * 0.05  # torch's own output buffer is not traced; numpy copies would be
+    # torch's output buffer and Pillow's decoder memory are not traced; a numpy
+    # copy of a frame (3 MiB as uint8, 12 MiB as float) would be. Only row strips are.
+    assert peak < 2 * 1024 * 1024 < 1024 * 1024 * 3
+    assert batch.shape == (4, 1024, 1024, 3)
