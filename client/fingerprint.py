@@ -36,6 +36,11 @@ def image_digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is spelled as ``image_digest`` spells digests (64 lowercase hex)."""
+    return isinstance(value, str) and _DIGEST.match(value) is not None
+
+
 def _data_uri_header(value: str) -> str | None:
     """``data:<mime>;base64`` of a base64 data URI, else None (hosted URLs, plain text)."""
     if not value.startswith("data:"):
@@ -82,7 +87,7 @@ def _canonical_image_urls(urls: Any, digests: Sequence[str | None]) -> list[Any]
                 raise ValueError(f"image_digests[{index}] is given but image_urls[{index}] is not an inline image")
             canonical.append(_canonical(url))
             continue
-        if digest is not None and not _DIGEST.match(digest):
+        if digest is not None and not is_digest(digest):
             raise ValueError(f"image_digests[{index}] is not a lowercase hex SHA-256 digest")
         canonical.append(_inline_image(url, header, digest))
     return canonical

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import hashlib
 import logging
 import os
 import re
@@ -34,6 +33,7 @@ import time
 from pathlib import Path
 
 from .download import sniff_image_type
+from .fingerprint import image_digest, is_digest
 
 log = logging.getLogger("runcomfy.store")
 
@@ -48,7 +48,6 @@ _EXTENSIONS = {
 }
 _OTHER_EXTENSION = "bin"
 _ALL_EXTENSIONS = (*_EXTENSIONS.values(), _OTHER_EXTENSION)
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _STORED_NAME = re.compile(r"^[0-9a-f]{64}\.[a-z]+$")
 _TEMP_PREFIX = ".tmp-"
 # A temp file this old belongs to a writer that died; a live write takes well under a second.
@@ -63,7 +62,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def _check_digest(digest: str) -> None:
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not is_digest(digest):
         raise ValueError(f"{digest!r} is not a lowercase hex SHA-256 digest")
 
 
@@ -93,7 +92,7 @@ class ResultStore:
                 self.max_bytes,
             )
             return None
-        digest = hashlib.sha256(data).hexdigest()
+        digest = image_digest(data)
         extension = _EXTENSIONS.get(sniff_image_type(data) or "", _OTHER_EXTENSION)
         target = self._shard(digest) / f"{digest}.{extension}"
         try:
@@ -123,7 +122,7 @@ class ResultStore:
         except OSError as exc:
             self._warn_os_error("read", exc)
             return None
-        if hashlib.sha256(data).hexdigest() != digest:
+        if image_digest(data) != digest:
             log.warning("Stored result %s was damaged; deleted it, the job's files will be collected again", path)
             self._unlink(path)
             return None
