@@ -32,22 +32,14 @@ import threading
 import time
 from pathlib import Path
 
-from .download import sniff_image_type
+from .formats import FORMATS, sniff
 from .fingerprint import image_digest, is_digest
 
 log = logging.getLogger("runcomfy.store")
 
 DEFAULT_MAX_BYTES = 2 * 1024**3
-_EXTENSIONS = {
-    "image/png": "png",
-    "image/jpeg": "jpg",
-    "image/webp": "webp",
-    "image/gif": "gif",
-    "image/heic": "heic",
-    "image/avif": "avif",
-}
 _OTHER_EXTENSION = "bin"
-_ALL_EXTENSIONS = (*_EXTENSIONS.values(), _OTHER_EXTENSION)
+_ALL_EXTENSIONS = (*(f.extension for f in FORMATS), _OTHER_EXTENSION)
 _STORED_NAME = re.compile(r"^[0-9a-f]{64}\.[a-z]+$")
 _TEMP_PREFIX = ".tmp-"
 # A temp file this old belongs to a writer that died; a live write takes well under a second.
@@ -93,7 +85,8 @@ class ResultStore:
             )
             return None
         digest = image_digest(data)
-        extension = _EXTENSIONS.get(sniff_image_type(data) or "", _OTHER_EXTENSION)
+        kind = sniff(data)
+        extension = kind.extension if kind else _OTHER_EXTENSION
         target = self._shard(digest) / f"{digest}.{extension}"
         try:
             if self._same_size_exists(target, len(data)):
