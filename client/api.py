@@ -19,7 +19,7 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .config import Settings
+from .config import Settings, is_loopback_host
 from .download import DownloadPolicy, download_image
 from .errors import APITimeoutError, NetworkError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError
 from .responses import (
@@ -72,9 +72,10 @@ class RunComfyClient:
         self._auth = {"Authorization": f"Bearer {settings.require_token()}"}
         self._http = http or new_http_client()
         self._owns_http = http is None
-        self.download_policy = DownloadPolicy(
-            api_host=urlsplit(settings.base_url).hostname or "", extra_hosts=settings.download_hosts
-        )
+        api_host = urlsplit(settings.base_url).hostname or ""
+        self.download_policy = DownloadPolicy(api_host=api_host, extra_hosts=settings.download_hosts)
+        # An API on this machine (a simulator) can fetch loopback image URLs; RunComfy cannot.
+        self.local = is_loopback_host(api_host)
 
     async def __aenter__(self) -> "RunComfyClient":
         return self

@@ -8,6 +8,7 @@ an image before anyone tries to decode them.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
@@ -15,10 +16,11 @@ import httpx
 
 from . import formats
 from .config import is_loopback_host
-from .errors import DownloadError
+from .errors import DownloadError, shorten
 from .limits import MAX_RESULT_FILE_BYTES
 
 MAX_REDIRECTS = 3
+_UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # whitespace and control characters never belong in a URL
 TRUSTED_DOMAIN = "runcomfy.net"
 
 def _describe_non_image(data: bytes) -> str:
@@ -51,54 +53,83 @@ class DownloadPolicy:
                 return True
         return False
 
-    def check_url(self, url: str) -> str:
+    def check_url(self, url: str, request_id: str | None = None) -> str:
         """Return the URL if it may be fetched, else raise a one-line DownloadError."""
-        parts = urlsplit(url)
-        host = parts.hostname or ""
-        if parts.scheme not in ("http", "https") or not host:
-            raise DownloadError(f"Refused to download {url[:80]!r}: only http(s) result URLs are fetched")
+        try:
+            parts = urlsplit(url)
+            host = parts.hostname or ""
+            parts.port  # noqa: B018 - raises on a malformed port
+        except ValueError:
+            host, parts = "", None
+        if parts is None or parts.scheme not in ("http", "https") or not host or _UNSAFE.search(url):
+            raise DownloadError(
+                f"RunComfy's answer names a result URL that cannot be fetched: {shorten(repr(url), 80)}",
+                request_id=request_id,
+            )
         if parts.scheme == "http" and not is_loopback_host(host):
-            raise DownloadError(f"Refused to download from {host} over plain http; results must use https")
+            raise DownloadError(
+                f"Refused to download from {host} over plain http; results must use https", request_id=request_id
+            )
         if not self.host_allowed(host):
             raise DownloadError(
                 f"Refused to download a result from {host}: not a RunComfy host; if you trust it, "
-                'add it to "download_hosts" in your RunComfy config file'
+                'add it to "download_hosts" in your RunComfy config file',
+                request_id=request_id,
             )
         return url
 
 
+def _origin(url: str) -> tuple[str, str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
+
+
 async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPolicy, *, request_id: str | None = None) -> bytes:
-    """Stream one result file into memory, enforcing ``policy`` at every hop."""
-    current = policy.check_url(url)
+    """Fetch one result file into memory, enforcing ``policy`` at every hop.
+
+    ``DownloadError.transient`` tells what may go better a moment later (a
+    server error, a broken connection, a cut-off body) from what will not.
+    """
+    current = policy.check_url(url, request_id)
     for _ in range(MAX_REDIRECTS + 1):
         try:
             async with http.stream("GET", current, follow_redirects=False) as response:
                 if response.is_redirect:
                     target = urljoin(current, response.headers.get("location", ""))
-                    if urlsplit(target).hostname != urlsplit(current).hostname:
+                    if _origin(target) != _origin(current):
                         raise DownloadError(
-                            f"Result download was redirected from {urlsplit(current).hostname} to "
-                            f"{urlsplit(target).hostname}; refused",
+                            f"Result download was redirected from {urlsplit(current).netloc} to "
+                            f"{shorten(urlsplit(target).netloc, 80)}; refused",
                             request_id=request_id,
                         )
-                    current = policy.check_url(target)
+                    current = policy.check_url(target, request_id)
                     continue
                 if response.status_code != 200:
+                    transient = response.status_code >= 500 or response.status_code in (408, 425, 429)
                     raise DownloadError(
-                        f"Result download failed with HTTP {response.status_code}; the file may have "
-                        "expired, run the node again",
-                        request_id=request_id,
+                        f"Result download failed with HTTP {response.status_code}"
+                        + ("" if transient else "; the file may have expired"),
+                        request_id=request_id, transient=transient,
                     )
                 data = await _read_capped(response, policy.max_bytes, request_id)
         except httpx.TimeoutException:
-            raise DownloadError("Result download timed out; run the node again", request_id=request_id) from None
+            raise DownloadError("Result download timed out", request_id=request_id, transient=True) from None
+        except httpx.InvalidURL:
+            raise DownloadError(
+                f"RunComfy's answer names a result URL that cannot be fetched: {shorten(repr(current), 80)}",
+                request_id=request_id,
+            ) from None
         except httpx.HTTPError as exc:
             raise DownloadError(
-                f"Result download broke off ({type(exc).__name__}); run the node again", request_id=request_id
+                f"Result download broke off ({type(exc).__name__})", request_id=request_id, transient=True
             ) from None
-        if formats.sniff(data) is None:
+        kind = formats.sniff(data)
+        if kind is None:
+            raise DownloadError(f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id)
+        if not kind.complete(data):
             raise DownloadError(
-                f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id
+                f"The result file ({kind.name.upper()}, {len(data)} bytes) is cut off", request_id=request_id,
+                transient=True,
             )
         return data
     raise DownloadError(f"Result download was redirected more than {MAX_REDIRECTS} times", request_id=request_id)

@@ -180,4 +180,12 @@ class ResultError(JobError):
 
 
 class DownloadError(ResultError):
-    """A result file could not be fetched safely, or is not an image."""
+    """A result file could not be fetched safely, or is not an image.
+
+    ``transient``: a server error, a broken connection or a cut-off body,
+    which may go better a moment later.
+    """
+
+    def __init__(self, message: str, *, transient: bool = False, **kwargs) -> None:
+        super().__init__(message, **kwargs)
+        self.transient = transient

@@ -27,6 +27,12 @@ class ImageFormat:
         """Whether ``head`` (the first 16 bytes or more) starts a file of this format."""
         return _SIGNATURES[self.name](head)
 
+    def complete(self, data: bytes) -> bool:
+        """Whether a file of this format has its end: a cut-off download is never
+        decoded, whatever Pillow's ``LOAD_TRUNCATED_IMAGES`` says."""
+        ends = _ENDINGS.get(self.name)
+        return ends is None or ends(data)
+
 
 PNG = ImageFormat("png", "image/png", "PNG", "png", inline=True, result=True)
 JPEG = ImageFormat("jpeg", "image/jpeg", "JPEG", "jpg", inline=True, result=True)
@@ -43,6 +49,14 @@ _SIGNATURES = {
     "heic": lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"heic", b"heix", b"heim", b"heis"),
     "heif": lambda head: head[4:8] == b"ftyp" and head[8:12] in (b"mif1", b"msf1", b"heif"),
     "gif": lambda head: head[:6] in (b"GIF87a", b"GIF89a"),
+}
+
+_ENDINGS = {
+    # The IEND chunk; the End Of Image marker (0xFF never occurs unescaped in
+    # JPEG's coded data, some writers pad after it); the RIFF length.
+    "png": lambda data: data.rfind(b"IEND\xaeB`\x82", -1024) != -1,
+    "jpeg": lambda data: data.rfind(b"\xff\xd9", -1024) != -1,
+    "webp": lambda data: len(data) >= 12 and int.from_bytes(data[4:8], "little") + 8 <= len(data),
 }
 
 RESULT_FORMATS = tuple(f for f in FORMATS if f.result)

@@ -17,30 +17,41 @@ import logging
 import time
 import weakref
 from dataclasses import dataclass
-from typing import Any, AsyncIterator, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
+from typing import Any, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
 
 from .api import RunComfyClient
 from .config import Settings
 from .errors import (
+    DownloadError,
     JobBlockedError,
     JobCancelledError,
     JobFailedError,
     JobTimeoutError,
+    NotFoundError,
     RateLimitedError,
+    ResultError,
     RunComfyError,
     SubmitNotSentError,
+    shorten,
 )
-from .limits import JOB_DEADLINE_SECONDS
+from .limits import (
+    CANCEL_SECONDS,
+    DOWNLOAD_SECONDS,
+    FILE_SECONDS,
+    JOB_DEADLINE_SECONDS,
+    NOT_FOUND_GRACE_SECONDS,
+)
 from .pacing import PollPacer, RunDurations
 from .request import JobRequest
 from .responses import CancelOutcome, JobResult, Phase
 from .retry import RetryPolicy
 from .stop import Stop, StopRequested
 
-__all__ = ["FinishedJob", "JobUpdate", "Jobs", "Stage", "shared_jobs"]
+__all__ = ["FinishedJob", "JobUpdate", "Jobs", "Stage", "collect_hint", "shared_jobs"]
 
 log = logging.getLogger("runcomfy")
 T = TypeVar("T")
+NOTHING_SENT = "Stopped before anything was submitted; nothing was billed"
 SAFETY_WORDS = ("safety", "blocked", "prohibited", "moderation", "nsfw", "content policy", "filtered")
 
 
@@ -102,7 +113,14 @@ class FinishedJob(Generic[T]):
 
 
 class _DeadlineReached(Exception):
-    """The job's overall wait limit passed."""
+    """The job's overall wait limit passed; ``last`` is the failure being ridden out, if any."""
+
+    def __init__(self, last: RunComfyError | None = None) -> None:
+        super().__init__(str(last or "deadline"))
+        self.last = last
+
+    def during(self) -> str:
+        return f" (last error: {self.last})" if self.last is not None else ""
 
 
 class Jobs:
@@ -137,36 +155,27 @@ class Jobs:
         Files are downloaded concurrently and each is processed as soon as it
         arrives, so decoding overlaps the remaining downloads.
         """
-        request = JobRequest.checked(model_id, inputs)
+        request = JobRequest.checked(model_id, inputs, local_api=self.client.local)
         report = _best_effort(on_update)
         stop = stop if stop is not None else Stop()
         try:
-            async with self._slot(stop):
-                request_id = await self._submit(request, report, stop)
-                report(JobUpdate(Stage.SUBMITTED, request_id))
-                follower = _Follower(self, request_id, request.kind, report, stop, timeout)
-                result = await follower.wait()
+            await stop.race(self._slots.acquire())
         except StopRequested:
-            raise JobCancelledError("Stopped before anything was submitted; nothing was billed") from None
-
-        report(JobUpdate(Stage.DOWNLOADING, result.request_id, detail=f"{len(result.image_urls)} image(s)"))
-        handle = process or _identity
-
-        async def fetch(url: str) -> T:
-            return await handle(await self.client.download(url, request_id=result.request_id))
-
-        files = list(await asyncio.gather(*(fetch(url) for url in result.image_urls)))
-        cost = f"${result.cost:.3f}" if result.cost is not None else "cost not reported"
-        report(JobUpdate(Stage.DONE, result.request_id, result.status, detail=cost))
-        return FinishedJob(result.request_id, result, files)
-
-    @contextlib.asynccontextmanager
-    async def _slot(self, stop: Stop) -> AsyncIterator[None]:
-        await stop.race(self._slots.acquire())
+            raise JobCancelledError(NOTHING_SENT) from None
         try:
-            yield
+            try:
+                request_id = await self._submit(request, report, stop)
+            except StopRequested:
+                raise JobCancelledError(NOTHING_SENT) from None
+            report(JobUpdate(Stage.SUBMITTED, request_id))
+            journey = _Journey(self, request_id, request.kind, report, stop, timeout)
+            result = await journey.result()
         finally:
             self._slots.release()
+        files = await journey.files(result, process or _identity)
+        cost = f"${result.cost:.3f}" if result.cost is not None else "cost not reported"
+        report(JobUpdate(Stage.DONE, request_id, result.status, detail=cost))
+        return FinishedJob(request_id, result, files)
 
     async def _submit(self, request: JobRequest, report: UpdateCallback, stop: Stop) -> str:
         """Send the one billed call; repeated only when it provably never arrived or was
@@ -188,8 +197,13 @@ class Jobs:
                     raise StopRequested() from None
 
 
-class _Follower:
-    """Polls one job until ``/result`` says it is over, reporting every change."""
+class _Journey:
+    """One submitted job, from its request id to its files in hand.
+
+    Every call from here on is free, so failures are ridden out (with
+    backoff) until the job's deadline or Stop, never longer; then what can be
+    cancelled is cancelled and the error says whether the job may be billed.
+    """
 
     def __init__(
         self, jobs: Jobs, request_id: str, kind: Hashable, report: UpdateCallback, stop: Stop, timeout: float
@@ -208,23 +222,65 @@ class _Follower:
         self._last_seen: tuple | None = None
         self._last_poll_at: float | None = None
 
-    async def wait(self) -> JobResult:
+    async def result(self) -> JobResult:
         """The completed ``/result``; a typed error (with the request id) for every other end."""
         try:
             return await self._follow()
         except StopRequested:
             raise await self._cancel_after_stop() from None
-        except _DeadlineReached:
-            raise JobTimeoutError(
-                f"Gave up waiting after {self.timeout:.0f} s; the job may still finish and be billed. "
-                "Look it up in your RunComfy dashboard",
-                request_id=self.request_id,
-            ) from None
+        except _DeadlineReached as reached:
+            raise await self._give_up(reached) from None
         except asyncio.CancelledError:
             # Our task was cancelled (not the polite Stop path): still try not to pay.
             with contextlib.suppress(Exception):
-                await _despite_cancellation(asyncio.wait_for(self.client.cancel(self.request_id), 5.0))
+                await _despite_cancellation(asyncio.wait_for(self.client.cancel(self.request_id), CANCEL_SECONDS))
             raise
+
+    async def files(self, result: JobResult, process: Callable[[bytes], Awaitable[T]]) -> list[T]:
+        """Every result file, downloaded (retried through failures) and processed, in API order."""
+        self.report(JobUpdate(Stage.DOWNLOADING, self.request_id, detail=f"{len(result.image_urls)} image(s)"))
+        until = max(self.deadline, time.monotonic() + min(DOWNLOAD_SECONDS, self.timeout))
+
+        async def one(number: int, url: str) -> T:
+            data = await self._free(lambda: self._download(url), until=until)
+            try:
+                return await process(data)
+            except RunComfyError:
+                raise
+            except Exception as error:  # the file arrived but is not a usable image
+                raise ResultError(
+                    f"Result {number} of the job cannot be used: {error}", request_id=self.request_id
+                ) from None
+
+        tasks = [asyncio.ensure_future(one(number, url)) for number, url in enumerate(result.image_urls, start=1)]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except StopRequested:
+            raise JobCancelledError(
+                f"Stopped while downloading: the job finished on RunComfy and is billed; {collect_hint(self.request_id)}",
+                request_id=self.request_id,
+            ) from None
+        except _DeadlineReached as reached:
+            raise DownloadError(
+                f"Could not download the results in time{reached.during()}: the job finished on RunComfy and "
+                f"is billed; {collect_hint(self.request_id)}",
+                request_id=self.request_id,
+            ) from None
+        finally:
+            for task in tasks:
+                task.cancel()
+
+    async def _download(self, url: str) -> bytes:
+        """One attempt at one file, bounded in time and given up at Stop."""
+        try:
+            return await self.stop.race(
+                asyncio.wait_for(self.client.download(url, request_id=self.request_id), FILE_SECONDS)
+            )
+        except asyncio.TimeoutError:
+            raise DownloadError(
+                f"A result file took longer than {FILE_SECONDS:.0f} s to download", request_id=self.request_id,
+                transient=True,
+            ) from None
 
     async def _follow(self) -> JobResult:
         if self.stop.is_set():
@@ -247,9 +303,7 @@ class _Follower:
             await self._pause(self.pacer.next_delay(result.phase))
         if status.phase is Phase.COMPLETED and previous_poll_at is not None:
             self._learn_duration(result, (previous_poll_at + self._last_poll_at) / 2)
-        if result.phase is Phase.COMPLETED:
-            if not result.image_urls:
-                raise JobFailedError("RunComfy reported success but returned no image", request_id=self.request_id)
+        if result.phase is Phase.COMPLETED and not result.error and result.image_urls:
             return result
         raise _job_error(result)
 
@@ -257,24 +311,39 @@ class _Follower:
         self.pacer.spend()
         return await self._free(lambda: call(self.request_id))
 
-    async def _free(self, call: Callable[[], Awaitable[T]], *, stoppable: bool = True) -> T:
-        """A free call, repeated through transient failures with backoff (see ``RetryPolicy``)."""
+    async def _free(
+        self, call: Callable[[], Awaitable[T]], *, until: float | None = None, stoppable: bool = True
+    ) -> T:
+        """A free call, repeated through transient failures with backoff until ``until``
+        (the job's deadline by default) or Stop."""
         failures = 0
         while True:
             try:
-                return await call()
+                answer = await call()
             except RunComfyError as error:
-                if not error.transient:
+                if not self._worth_repeating(error):
                     raise
                 failures += 1
-                if self.retry.exhausted(failures):
-                    raise
+                if failures == 1:
+                    self.report(JobUpdate(Stage.RETRYING, self.request_id, detail=shorten(str(error), 100)))
                 wait = self.retry.delay(failures, getattr(error, "retry_after", None))
                 log.info("%s; retry %d in %.2f s", error, failures, wait)
-                await self._pause(wait, stoppable=stoppable)
+                try:
+                    await self._pause(wait, until=until, stoppable=stoppable)
+                except _DeadlineReached:
+                    raise _DeadlineReached(error) from None
+                continue
+            if failures:
+                self._last_seen = None  # show the job's state again after the "retrying" line
+            return answer
 
-    async def _pause(self, seconds: float, *, stoppable: bool = True) -> None:
-        if time.monotonic() + seconds > self.deadline:
+    def _worth_repeating(self, error: RunComfyError) -> bool:
+        """Transient errors are; so is a 404 just after the submit (the id may not be visible yet)."""
+        just_submitted = time.monotonic() - self.submitted_at < NOT_FOUND_GRACE_SECONDS
+        return error.transient or (isinstance(error, NotFoundError) and error.status_code == 404 and just_submitted)
+
+    async def _pause(self, seconds: float, *, until: float | None = None, stoppable: bool = True) -> None:
+        if time.monotonic() + seconds > (self.deadline if until is None else until):
             raise _DeadlineReached()
         if stoppable:
             if await self.stop.sleep(seconds):
@@ -296,24 +365,50 @@ class _Follower:
             self.report(JobUpdate(stage, self.request_id, status, queue_position,
                                   expected_seconds=self.pacer.expected_run))
 
+    async def _cancel(self) -> CancelOutcome:
+        """Ask RunComfy to cancel, retried for up to ``CANCEL_SECONDS``, whatever Stop says."""
+        until = time.monotonic() + CANCEL_SECONDS
+        return await self._free(lambda: self.client.cancel(self.request_id), until=until, stoppable=False)
+
     async def _cancel_after_stop(self) -> JobCancelledError:
         """The user asked to stop: cancel on RunComfy if still possible; the error to raise."""
         self.report(JobUpdate(Stage.CANCELLING, self.request_id))
         try:
-            outcome: CancelOutcome = await self._free(lambda: self.client.cancel(self.request_id), stoppable=False)
+            outcome = await self._cancel()
         except (RunComfyError, _DeadlineReached) as exc:
             self.report(JobUpdate(Stage.NOT_CANCELLABLE, self.request_id, detail="cancel call failed"))
+            reason = exc.last if isinstance(exc, _DeadlineReached) else exc
             return JobCancelledError(
-                f"Stopped waiting, but the cancel call failed ({exc}); the job may still run and be billed",
+                f"Stopped waiting, but the cancel call failed ({reason}); the job may still run and be billed: "
+                f"{collect_hint(self.request_id)}",
                 request_id=self.request_id,
             )
         if outcome.cancelled:
             self.report(JobUpdate(Stage.CANCELLED, self.request_id, outcome.said))
-            return JobCancelledError("Cancelled on RunComfy while still queued", request_id=self.request_id)
+            return JobCancelledError(
+                "Cancelled on RunComfy while still queued: nothing is billed", request_id=self.request_id
+            )
         self.report(JobUpdate(Stage.NOT_CANCELLABLE, self.request_id, outcome.said))
         return JobCancelledError(
             "Stopped waiting, but RunComfy cannot cancel a job that is already running: it will finish "
-            "and may be billed",
+            f"and may be billed; {collect_hint(self.request_id)}",
+            request_id=self.request_id,
+        )
+
+    async def _give_up(self, reached: _DeadlineReached) -> JobTimeoutError:
+        """The deadline passed: cancel the job if it is still queued; the error to raise."""
+        with contextlib.suppress(RunComfyError, _DeadlineReached):
+            outcome = await self._cancel()
+            if outcome.cancelled:
+                self.report(JobUpdate(Stage.CANCELLED, self.request_id, outcome.said))
+                return JobTimeoutError(
+                    f"Gave up waiting after {self.timeout:.0f} s with the job still queued, and cancelled it "
+                    "on RunComfy: nothing is billed",
+                    request_id=self.request_id,
+                )
+        return JobTimeoutError(
+            f"Gave up waiting after {self.timeout:.0f} s{reached.during()}; the job may still finish and be "
+            f"billed: {collect_hint(self.request_id)}",
             request_id=self.request_id,
         )
 
@@ -331,10 +426,24 @@ class _Follower:
         self.durations.observe(self.kind, finished_about - self.pacer.running_since)
 
 
+def collect_hint(request_id: str) -> str:
+    """How to get a paid job's images later, without paying again."""
+    return (
+        f"collect it later, free, with the 'Nano Banana 2 Result by Request ID' node or "
+        f"'python <pack folder> result {request_id}'"
+    )
+
+
 def _job_error(result: JobResult) -> RunComfyError:
-    reason = result.error or "no reason given"
+    """The error for a finished job that did not end in images: RunComfy's reason when it gave one."""
     if result.phase is Phase.CANCELLED:
         return JobCancelledError("The job was cancelled on RunComfy's side", request_id=result.request_id)
+    if result.phase is Phase.COMPLETED and not result.error:
+        return JobFailedError(
+            "RunComfy reported the job completed but sent no image; it may be billed: check your dashboard",
+            request_id=result.request_id,
+        )
+    reason = result.error or "no reason given"
     if any(word in reason.lower() for word in SAFETY_WORDS):
         return JobBlockedError(
             f"Blocked by the model's safety filter: {reason}; rephrase the prompt or raise safety_tolerance",

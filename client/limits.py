@@ -25,6 +25,23 @@ MAX_INLINE_IMAGES_BYTES = (MAX_BODY_BYTES - BODY_RESERVE_BYTES) * 3 // 4
 # is about 30 MiB, twice that is no plausible result.
 MAX_RESULT_FILE_BYTES = 64 * MIB
 
+# Gemini takes a signed 32-bit seed; the schema leaves it unbounded.
+SEED_MIN, SEED_MAX = 0, 2**31 - 1
+# Far beyond any real prompt (Gemini's input context holds ~32k tokens with
+# the images); a longer "prompt" is a pasted file, and would be billed.
+MAX_PROMPT_CHARS = 20_000
+
 # How long a job is followed after its submit was accepted before the pack
-# stops waiting (and cancels it if it is still queued).
+# stops waiting (and cancels it if it is still queued). Free calls that fail
+# are repeated, with backoff, until then.
 JOB_DEADLINE_SECONDS = 900.0
+# Result files are fetched until the job's deadline, but never with less than
+# this much time once the job is done...
+DOWNLOAD_SECONDS = 300.0
+# ...each attempt at one file is given up after this long (a trickling host).
+FILE_SECONDS = 120.0
+# A cancel (after Stop or at the deadline) is retried for this long.
+CANCEL_SECONDS = 30.0
+# Just after a submit, RunComfy may not know the new request id yet: a 404 in
+# this window is repeated like an outage, later it means "expired".
+NOT_FOUND_GRACE_SECONDS = 30.0

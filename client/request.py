@@ -42,9 +42,10 @@ class JobRequest:
     body: bytes = field(repr=False)
 
     @classmethod
-    def checked(cls, model_id: str, inputs: Mapping[str, Any]) -> "JobRequest":
-        """The one pre-submit gate for inputs: schema, then body size. Sends nothing."""
-        get_schema(model_id).check({name: _as_checked(value) for name, value in inputs.items()})
+    def checked(cls, model_id: str, inputs: Mapping[str, Any], *, local_api: bool = False) -> "JobRequest":
+        """The one pre-submit gate for inputs: schema and the pack's rules, then body size.
+        Sends nothing. ``local_api``: see ``ModelSchema.issues``."""
+        get_schema(model_id).check({name: _as_checked(value) for name, value in inputs.items()}, local_api=local_api)
         body = _serialise(inputs)
         if len(body) > MAX_BODY_BYTES:
             raise RequestValidationError(

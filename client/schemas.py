@@ -1,9 +1,10 @@
 """The published input schemas of the two models, and validation against them.
 
 The JSON files beside this module are the contract: node widgets are built from
-them and every request body is checked against them before it is sent, so a
-typo costs nothing. Only the subset of JSON Schema the model pages use is
-implemented (types, enums, bounds, item counts, required fields).
+them and every request body is checked against them, and against the pack's
+own rules (``input_rules``), before it is sent, so a typo costs nothing. Only
+the subset of JSON Schema the model pages use is implemented (types, enums,
+bounds, item counts, required fields).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from typing import Any, Mapping
 
 from .errors import RequestValidationError
 from .formats import INLINE_FORMATS
+from .input_rules import image_url_problem, prompt_problem, seed_problem
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
 EDIT = "google/nano-banana-2/edit"
@@ -26,6 +28,7 @@ _SCHEMA_DIR = Path(__file__).resolve().parent / "schemas"
 _DATA_URI = re.compile(
     "^data:(" + "|".join(re.escape(f.mime) for f in INLINE_FORMATS) + ");base64,", re.IGNORECASE
 )
+_INLINE_NAMES = "|".join(f.name for f in INLINE_FORMATS)
 _PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
 
 
@@ -38,10 +41,6 @@ class FieldIssue:
 
     def __str__(self) -> str:
         return f"{self.field}: {self.message}"
-
-
-def _is_image_uri(value: str) -> bool:
-    return bool(_DATA_URI.match(value)) or re.match(r"^https?://[^\s/]+", value) is not None
 
 
 def _describe(value: Any) -> str:
@@ -68,8 +67,6 @@ def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> list[FieldIs
         issues.append(FieldIssue(name, f"must be at least {spec['minimum']}, got {value}"))
     if "maximum" in spec and value > spec["maximum"]:
         issues.append(FieldIssue(name, f"must be at most {spec['maximum']}, got {value}"))
-    if type_name == "string" and name == "prompt" and not value.strip():
-        issues.append(FieldIssue(name, "is empty; describe the image you want"))
     if type_name == "array":
         count = len(value)
         if count < spec.get("minItems", 0):
@@ -79,11 +76,24 @@ def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> list[FieldIs
         item_spec = spec.get("items", {})
         for index, item in enumerate(value):
             issues.extend(_check_value(f"{name}[{index}]", item, item_spec))
-    if spec.get("format") == "image_uri" and isinstance(value, str) and not _is_image_uri(value):
-        issues.append(
-            FieldIssue(name, f"{_describe(value)} is neither an http(s) URL nor a data:image URI")
-        )
     return issues
+
+
+def _pack_rule_issues(name: str, value: Any, spec: Mapping[str, Any], local_api: bool) -> list[FieldIssue]:
+    """The pack's own pre-submit rules (``input_rules``) for a value that passed the schema."""
+    problem = None
+    if spec.get("format") == "image_uri":
+        if value[:5].lower() == "data:":
+            problem = None if _DATA_URI.match(value) else f"is not a data:image/<{_INLINE_NAMES}>;base64 URI"
+        else:
+            problem = image_url_problem(value, local_api=local_api)
+        if problem:
+            problem = f"{_describe(value)} {problem}"
+    elif name == "prompt":
+        problem = prompt_problem(value)
+    elif name == "seed":
+        problem = seed_problem(value)
+    return [FieldIssue(name, problem)] if problem else []
 
 
 @dataclass(frozen=True)
@@ -105,8 +115,12 @@ class ModelSchema:
         """Every field's documented default, as a fresh dict."""
         return json.loads(json.dumps({k: v["default"] for k, v in self.properties.items() if "default" in v}))
 
-    def issues(self, body: Mapping[str, Any]) -> list[FieldIssue]:
-        """Every way ``body`` breaks the schema (empty when it is valid)."""
+    def issues(self, body: Mapping[str, Any], *, local_api: bool = False) -> list[FieldIssue]:
+        """Every way ``body`` breaks the schema or the pack's own rules (empty when it is valid).
+
+        ``local_api``: the API runs on this machine or network, so it can fetch
+        loopback and private image URLs (see ``input_rules.image_url_problem``).
+        """
         if not isinstance(body, Mapping):
             return [FieldIssue("body", "must be a JSON object")]
         found = [FieldIssue(name, "is required") for name in self.required if name not in body]
@@ -115,13 +129,20 @@ class ModelSchema:
             if spec is None:
                 known = ", ".join(self.properties)
                 found.append(FieldIssue(name, f"is not an input of {self.model_id} (inputs: {known})"))
-            else:
-                found.extend(_check_value(name, value, spec))
+                continue
+            problems = _check_value(name, value, spec)
+            if not problems and spec.get("type") == "array":
+                item_spec = spec.get("items", {})
+                for index, item in enumerate(value):
+                    problems += _pack_rule_issues(f"{name}[{index}]", item, item_spec, local_api)
+            elif not problems:
+                problems = _pack_rule_issues(name, value, spec, local_api)
+            found.extend(problems)
         return found
 
-    def check(self, body: Mapping[str, Any]) -> None:
+    def check(self, body: Mapping[str, Any], *, local_api: bool = False) -> None:
         """Raise one-line ``RequestValidationError`` naming the first bad field."""
-        found = self.issues(body)
+        found = self.issues(body, local_api=local_api)
         if found:
             more = f" (and {len(found) - 1} more problem(s))" if len(found) > 1 else ""
             raise RequestValidationError(

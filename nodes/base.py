@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..client import load_settings
 from ..client.errors import ConfigurationError
+from ..client.input_rules import prompt_problem
 
 CATEGORY = "RunComfy/Nano Banana 2"
 
@@ -34,9 +35,8 @@ class NanoBanana2Node:
         other widget; a prompt linked from another node arrives as None here
         and is checked again just before the paid submit.
         """
-        if isinstance(prompt, str) and not prompt.strip():
-            return "prompt is empty: describe the image you want"
-        return True
+        problem = prompt_problem(prompt) if isinstance(prompt, str) else None
+        return f"prompt {problem}" if problem else True
 
     @classmethod
     def IS_CHANGED(cls, **_inputs):

@@ -15,6 +15,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 import torch
 
 from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs
+from ..client.jobs import NOTHING_SENT
 from ..client.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
@@ -95,7 +96,7 @@ async def run_generation(
                 feedback.status(note)
         job = await jobs.run(model_id, inputs, on_update=progress, stop=stop, process=_inspect)
     except (JobCancelledError, StopRequested) as exc:
-        message = str(exc) if isinstance(exc, JobCancelledError) else "Stopped before anything was submitted; nothing was billed"
+        message = str(exc) if isinstance(exc, JobCancelledError) else NOTHING_SENT
         if stop.is_set():
             feedback.status(message)
             raise_interrupted(message)

@@ -8,10 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..client.limits import SEED_MAX, SEED_MIN
 from ..client.schemas import ModelSchema
 
-# The API leaves the seed unbounded; Gemini takes a 32-bit signed seed.
-SEED_MAX = 2**31 - 1
 # Inputs that are not plain widgets: images arrive as tensors and URLs.
 NOT_WIDGETS = ("image_urls",)
 
@@ -31,7 +30,7 @@ def widget_for(name: str, spec: dict[str, Any]) -> tuple:
             "INT",
             {
                 "default": spec["default"],
-                "min": 0,
+                "min": SEED_MIN,
                 "max": SEED_MAX,
                 "control_after_generate": True,
                 "tooltip": tooltip + " Sent to the API: the same seed and inputs give the same image.",

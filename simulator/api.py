@@ -123,7 +123,7 @@ class Api:
         if not isinstance(body, dict):
             return _validation_error([(None, "Body must be a JSON object", "type_error")])
         schema = get_schema(model_id)
-        problems = [(issue.field, issue.message, "value_error") for issue in schema.issues(body)]
+        problems = [(issue.field, issue.message, "value_error") for issue in schema.issues(body, local_api=True)]
         if problems:
             return _validation_error(problems)
         inputs = {**schema.defaults(), **body}
