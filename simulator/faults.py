@@ -13,7 +13,9 @@ import dataclasses
 import threading
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+
+from .options import known_fields
 
 ROUTES = ("submit", "status", "result", "cancel", "model", "file", "any")
 GENERIC_KINDS = ("http_error", "ok_with_error_code", "drop", "malformed_json", "delay")
@@ -108,15 +110,9 @@ class FaultRule:
             raise ValueError(f"size must be between 0 and {MAX_OVERSIZE_BYTES} bytes")
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FaultRule":
+    def from_json(cls, data: Any) -> "FaultRule":
         """Build from a control-endpoint payload; unknown keys are an error."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a fault rule must be a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)} - {"id"}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "fault rule"))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -158,12 +154,6 @@ class FaultBook:
         """Rules not used up yet, with their remaining uses (None = forever)."""
         with self._lock:
             return [(rule, remaining) for rule, remaining in self._rules]
-
-    def remove(self, rule_id: str) -> bool:
-        with self._lock:
-            before = len(self._rules)
-            self._rules = [e for e in self._rules if e[0].id != rule_id]
-            return len(self._rules) != before
 
     def clear(self) -> None:
         with self._lock:

@@ -16,17 +16,18 @@ words, or put their files on another host.
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .billing import Account, usd_to_micros
 from .inputs import InputImage
-from .options import check_status_words
+from .options import check_status_words, known_fields
 
 IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = (
     "in_queue", "in_progress", "completed", "failed", "cancelled",
@@ -52,10 +53,10 @@ class JobScript:
 
     ``model_id`` restricts the script to submits of that model; ``count`` is
     how many jobs it applies to. ``reason``/``error_code`` replace the default
-    error message/code of a failing outcome. ``output_host`` puts another host
-    in the output URLs (a loopback IP keeps scheme and port; a name such as
-    ``cdn.runcomfy.net`` becomes ``https://name``; a full ``scheme://host``
-    base is used as is). ``status_words`` renames states for this job only.
+    error message/code of a failing outcome. ``output_host`` puts another host in the output URLs (a loopback IP keeps
+    scheme and port; a name such as ``cdn.runcomfy.net`` becomes
+    ``https://name``; a full ``scheme://host`` base is used as is).
+    ``status_words`` renames states for this job only.
     """
 
     outcome: str = "completed"
@@ -71,6 +72,7 @@ class JobScript:
     def __post_init__(self) -> None:
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+        object.__setattr__(self, "status_words", dict(self.status_words) if self.status_words else None)
         if not isinstance(self.count, int) or self.count < 1:
             raise ValueError("count must be an int >= 1")
         for name in ("queue_seconds", "run_seconds"):
@@ -80,19 +82,12 @@ class JobScript:
         check_status_words(self.status_words)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "JobScript":
+    def from_json(cls, data: Any) -> "JobScript":
         """Build from a control-endpoint payload; unknown keys are an error."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a job script must be a JSON object")
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown job script field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "job script"))
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["status_words"] = dict(self.status_words) if self.status_words else None
-        return data
+        return dataclasses.asdict(self)
 
 
 DEFAULT_SCRIPT = JobScript()
@@ -228,7 +223,6 @@ class JobStore:
         self._stored: deque[Job] = deque()
         self._stored_bytes = 0
 
-    # -- clock ---------------------------------------------------------------
     def now(self) -> float:
         """Simulator time: monotonic, plus however far tests advanced it."""
         return time.monotonic() + self._offset
@@ -240,17 +234,17 @@ class JobStore:
         with self._lock:
             self._offset += seconds
 
-    # -- accounts ------------------------------------------------------------
-    def add_account(self, token: str, balance_usd: float, name: str | None = None) -> Account:
+    def add_account(self, token: str | None, balance_usd: float, name: str | None = None) -> str:
+        """Open an account; returns its token (a generated one unless given)."""
+        token = token or secrets.token_urlsafe(32)
         with self._lock:
             if token in self._accounts:
                 raise ValueError("that token already belongs to an account")
             name = name or f"account-{len(self._accounts) + 1}"
             if any(a.name == name for a in self._accounts.values()):
                 raise ValueError(f"account name {name!r} is taken")
-            account = Account(name, usd_to_micros(balance_usd))
-            self._accounts[token] = account
-            return account
+            self._accounts[token] = Account(name, usd_to_micros(balance_usd))
+            return token
 
     def account_for_token(self, token: str | None) -> Account | None:
         if not token:
@@ -279,7 +273,6 @@ class JobStore:
         with self._lock:
             account.funds_micros += usd_to_micros(balance_usd) - self.balance_micros(account)
 
-    # -- scripts -------------------------------------------------------------
     def add_script(self, script: JobScript) -> JobScript:
         with self._lock:
             self._scripts.append([script, script.count])
@@ -303,7 +296,6 @@ class JobStore:
                 return script
         return DEFAULT_SCRIPT
 
-    # -- jobs ----------------------------------------------------------------
     def create(
         self,
         *,
@@ -316,7 +308,6 @@ class JobStore:
         run_seconds: float,
         refund_on_failure: bool,
         max_active_jobs: int | None,
-        on_created: Callable[[Job], None] | None = None,
     ) -> Job:
         """Check the balance, bill and create the job, atomically.
 
@@ -360,8 +351,6 @@ class JobStore:
                 refund_on_failure=refund_on_failure,
             )
             self._jobs[job.request_id] = job
-            if on_created is not None:
-                on_created(job)
             return job
 
     def get(self, request_id: str) -> Job | None:

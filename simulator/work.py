@@ -22,7 +22,7 @@ from PIL import Image
 from . import images
 from .inputs import FetchError, InputError, inspect_image, fetch
 from .jobs import Job
-from .log import LogRecord, RequestLog
+from .log import RequestLog
 
 _STOP = object()
 
@@ -39,14 +39,12 @@ class RenderPool:
         workers: int,
         log: RequestLog,
         clock: Callable[[], float],
-        log_time: Callable[[], float],
         keep_files: Callable[[Job, list[bytes]], None],
     ) -> None:
         self._workers = max(1, workers)
         self._keep_files = keep_files
         self._log = log
         self._clock = clock
-        self._log_time = log_time
         self._queue: "queue.Queue[object]" = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -138,12 +136,8 @@ class RenderPool:
             note = str(exc)
             raise
         finally:
-            self._log.append(
-                LogRecord(
-                    time=self._log_time(), method="GET", path=urlsplit(url).path or "/", route="input_fetch",
-                    status=status, request_id=job.request_id, model_id=job.model_id, note=note,
-                )
-            )
+            self._log.add(method="GET", path=urlsplit(url).path or "/", route="input_fetch",
+                          status=status, request_id=job.request_id, model_id=job.model_id, note=note)
 
 
 def _digest(data: bytes | None) -> str:
