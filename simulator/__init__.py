@@ -9,7 +9,7 @@ beyond loopback.
 Modules, one job each:
 
 - ``server``     ``Simulator``: start/stop, accounts, faults, scripts, log access.
-- ``handler``    HTTP/1.1 transport: reading requests, writing answers.
+- ``handler``    HTTP/1.1 transport: reading requests, writing (slow) answers.
 - ``routes``     routing, fault application and logging of each request.
 - ``api``        the /v1 endpoints (submit, status, result, cancel, model).
 - ``catalog``    the two models and their input schemas, from the model pages.

@@ -95,6 +95,12 @@ class Control:
         self._faults.clear()
         return _ok()
 
+    def _post_release(self, payload: Any, query: dict[str, str]) -> Reply:
+        """``{"id": <rule id>}``: let the requests a ``hold``/``delay`` rule holds go on."""
+        _require_object(payload)
+        self._faults.release(str(payload["id"]))
+        return _ok()
+
     def _post_scripts(self, payload: Any, query: dict[str, str]) -> Reply:
         scripts = [JobScript.from_json(item) for item in _as_list(payload)]
         return json_reply(200, {"scripts": [self._store.add_script(script).to_json() for script in scripts]})

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import threading
 from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 from .faults import DEFAULT_SLOW_SECONDS, MAX_OVERSIZE_BYTES, FaultRule
 from .images import FORMATS
@@ -74,13 +74,11 @@ class FileRoute:
         if index >= len(files):
             return _text(404, "Not Found")
         reply = Reply(200, files[index], _CONTENT_TYPES[ext], [("Cache-Control", "public, max-age=86400")])
-        return _distort(reply, fault, req) if fault is not None else reply
+        return _distort(reply, fault) if fault is not None else reply
 
 
-def _distort(reply: Reply, fault: FaultRule, req: Incoming) -> Reply:
+def _distort(reply: Reply, fault: FaultRule) -> Reply:
     """Apply a file-only fault to a good answer."""
-    if fault.kind == "redirect":
-        return Reply(fault.status or 302, b"", None, [("Location", _redirect_target(fault, req))])
     if fault.kind == "not_image":
         return Reply(200, fault.body.encode("utf-8") if fault.body else _NOT_IMAGE,
                      fault.content_type or "text/html; charset=utf-8")
@@ -94,19 +92,9 @@ def _distort(reply: Reply, fault: FaultRule, req: Incoming) -> Reply:
         seconds = DEFAULT_SLOW_SECONDS if fault.seconds is None else fault.seconds
         return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle",
                      size=max(1, -(-len(reply.body) // 50)), seconds=seconds / 50)
-    return reply
-
-
-def _redirect_target(fault: FaultRule, req: Incoming) -> str:
-    """``location`` as given, else the same path on ``host``, else on the same host.
-
-    A same-host redirect adds ``?redirected=1`` so the target is a different
-    URL that serves the file normally once the rule is used up.
-    """
-    if fault.location:
-        return fault.location
-    parts = urlsplit(file_base(fault.host, req.base_url) if fault.host else req.base_url)
-    return urlunsplit((parts.scheme, parts.netloc, req.path, "redirected=1", ""))
+    # trickle: a fixed slow rate, however long that takes
+    return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle",
+                 size=fault.size or 1, seconds=2.0 if fault.seconds is None else fault.seconds)
 
 
 def _extension(output_format: str) -> str:

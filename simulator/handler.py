@@ -3,13 +3,16 @@
 One ``Handler`` per connection (keep-alive), on a daemon thread of
 ``ThreadingHTTPServer``. Every answer has a Content-Length (except the
 deliberately chunked ``oversize`` fault), so clients can reuse connections.
-Slow answers (trickles, endless bodies) stop when the simulator stops.
+Slow answers (trickles, endless bodies) stop as soon as the client hangs up
+or the simulator stops.
 """
 
 from __future__ import annotations
 
+import select
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from email.message import Message
 from http.server import BaseHTTPRequestHandler
@@ -145,10 +148,28 @@ class Handler(BaseHTTPRequestHandler):
     def _trickle(self, reply: Reply, stopping: threading.Event) -> None:
         """``reply.size`` bytes, then a pause of ``reply.seconds``, until the body is out."""
         for offset in range(0, len(reply.body), reply.size):
-            if offset and stopping.wait(reply.seconds):
+            if offset and self._gone_within(reply.seconds, stopping):
                 self.close_connection = True
                 return
             self.wfile.write(reply.body[offset: offset + reply.size])
+
+    def _gone_within(self, seconds: float, stopping: threading.Event) -> bool:
+        """Wait ``seconds``; True as soon as the client hangs up or the simulator stops.
+
+        A hang-up shows as the socket turning readable with nothing to read,
+        which a 50 ms ``select`` notices long before the next write would fail.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return True
+            except OSError:
+                return True
+            if readable:  # a pipelined request waits its turn; do not spin on it
+                stopping.wait(min(left, 0.05))
+        return stopping.is_set()
 
     def _stream_oversize(self, reply: Reply, stopping: threading.Event) -> None:
         """Send ``reply.size`` bytes: the real file's start, then zeros."""

@@ -10,18 +10,17 @@ request: tests can assert on it without waiting.
 from __future__ import annotations
 
 import re
-import threading
 from email.message import Message
 from http import HTTPStatus
 from typing import Callable
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .api import Api
 from .control import Control
-from .faults import FILE_KINDS, FaultBook, FaultRule, default_error_code
-from .files import FileRoute
+from .faults import FILE_KINDS, MAX_SECONDS, FaultBook, FaultRule, default_error_code
+from .files import FileRoute, file_base
 from .log import RequestLog
-from .wire import Incoming, Reply, bearer_token, error_reply, method_not_allowed, plain_not_found
+from .wire import JSON, Incoming, Reply, bearer_token, error_reply, method_not_allowed, plain_not_found
 
 _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     # path pattern -> {method: route name}; a wrong method is a 405 on the first route
@@ -49,9 +48,9 @@ class Router:
     """Everything between the parsed HTTP request and the ``Reply`` to write."""
 
     def __init__(self, *, api: Api, files: FileRoute, control: Control, faults: FaultBook, log: RequestLog,
-                 base_url_for: Callable[[str | None], str], stopping: threading.Event) -> None:
+                 base_url_for: Callable[[str | None], str]) -> None:
         self._api, self._files, self._control = api, files, control
-        self._faults, self._log, self._base_url_for, self._stopping = faults, log, base_url_for, stopping
+        self._faults, self._log, self._base_url_for = faults, log, base_url_for
 
     def respond(self, method: str, target: str, headers: Message, body: bytes, body_error: Reply | None) -> Reply:
         """The answer to one request; ``body_error`` is a 413/400 the transport already decided."""
@@ -74,11 +73,11 @@ class Router:
             req.model_id = params.get("model_id") or self._api.model_of(req.request_id)
             fault = self._faults.take(route, req.model_id, req.request_id)
             if fault is not None and not fault.after_processing and fault.kind not in FILE_KINDS:
-                reply = self._fault_reply(fault, None)
+                reply = self._fault_reply(fault, None, req)
             if reply is None:
                 reply = self._dispatch(route, params, req, fault)
             if fault is not None and fault.after_processing:
-                reply = self._fault_reply(fault, reply) or reply
+                reply = self._fault_reply(fault, reply, req) or reply
         self._log.add(
             method=method, path=path, route=route, status=None if reply.mode == "drop" else reply.status,
             request_id=req.request_id, model_id=req.model_id, auth_header_sent=req.auth_header_sent,
@@ -94,22 +93,28 @@ class Router:
             return getattr(self._api, route)(req, params["model_id"])
         return getattr(self._api, route)(req, params["request_id"])
 
-    def _fault_reply(self, fault: FaultRule, processed: Reply | None) -> Reply | None:
+    def _fault_reply(self, fault: FaultRule, processed: Reply | None, req: Incoming) -> Reply | None:
         """The answer a generic fault produces; None means "carry on" (after a delay)."""
-        if fault.kind == "delay":
-            self._stopping.wait(fault.seconds if fault.seconds is not None else 1.0)
+        if fault.kind in ("delay", "hold"):
+            seconds = MAX_SECONDS if fault.kind == "hold" else (1.0 if fault.seconds is None else fault.seconds)
+            self._faults.wait(fault.id, seconds)
             return processed
         if fault.kind == "drop":
             return Reply(0, mode="drop")
         if fault.kind == "malformed_json":
             good = processed.body if processed is not None and processed.body else b'{"request_id":"'
             return Reply(200, good[: max(1, len(good) // 2)])
+        if fault.kind == "redirect":
+            return Reply(fault.status or 302, b"", None, [("Location", _redirect_target(fault, req))])
+        headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
+        message = (fault.error_message or "").replace("{token}", req.token or "")
+        if fault.kind == "json_body":
+            return Reply(fault.status or 200, (fault.body or "[]").encode("utf-8"), fault.content_type or JSON, headers)
         if fault.kind == "ok_with_error_code":
             code = fault.error_code if fault.error_code is not None else 500001
-            return error_reply(200, code, fault.error_message or "Internal server error; retry with backoff",
-                               detail=fault.detail)
+            return error_reply(200, code, message or "Internal server error; retry with backoff",
+                               detail=fault.detail, headers=headers)
         status = fault.status or 500
-        headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
         if fault.body is not None:
             return Reply(status, fault.body.encode("utf-8"), fault.content_type or "text/html; charset=utf-8", headers)
         code = fault.error_code if fault.error_code is not None else default_error_code(status)
@@ -117,5 +122,16 @@ class Router:
             phrase = HTTPStatus(status).phrase
         except ValueError:
             phrase = "Error"
-        return error_reply(status, code, fault.error_message or f"{phrase} (injected)", detail=fault.detail,
-                           headers=headers)
+        return error_reply(status, code, message or f"{phrase} (injected)", detail=fault.detail, headers=headers)
+
+
+def _redirect_target(fault: FaultRule, req: Incoming) -> str:
+    """``location`` as given, else the same path on ``host``, else on the same host.
+
+    A same-host redirect adds ``?redirected=1`` so the target is a different
+    URL that serves normally once the rule is used up.
+    """
+    if fault.location:
+        return fault.location
+    parts = urlsplit(file_base(fault.host, req.base_url) if fault.host else req.base_url)
+    return urlunsplit((parts.scheme, parts.netloc, req.path, "redirected=1", ""))

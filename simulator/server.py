@@ -78,9 +78,12 @@ class _HTTPServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def close_open_connections(self) -> None:
+    def open_connections(self) -> list[socket.socket]:
         with self._open_lock:
-            sockets = list(self._open)
+            return list(self._open)
+
+    def close_open_connections(self) -> None:
+        sockets = self.open_connections()
         for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -131,7 +134,7 @@ class Simulator:
                           log=self.log, options=lambda: self._options, configure=self.configure, reset=self.reset,
                           url=lambda: self.url)
         router = Router(api=api, files=FileRoute(self.store, lambda: self._options, self.stopping), control=control,
-                        faults=self.faults, log=self.log, base_url_for=self.base_url_for, stopping=self.stopping)
+                        faults=self.faults, log=self.log, base_url_for=self.base_url_for)
         self._transport = Transport(router.respond, lambda: self._options.max_body_bytes, self.stopping)
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -153,6 +156,7 @@ class Simulator:
         """Stop serving, cut open connections, release waiting handlers and workers."""
         server, self._server = self._server, None
         self.stopping.set()
+        self.faults.clear(close=True)
         self.pool.stop()
         if server is None:
             return
@@ -215,6 +219,18 @@ class Simulator:
 
     def clear_faults(self) -> None:
         self.faults.clear()
+
+    def release(self, rule: FaultRule) -> None:
+        """Let the requests a ``hold`` (or ``delay``) rule holds go on, now and later."""
+        self.faults.release(rule.id)
+
+    def held(self, rule: FaultRule) -> int:
+        """How many requests wait behind a ``hold``/``delay`` rule right now."""
+        return self.faults.held(rule.id)
+
+    def open_connections(self) -> int:
+        """Client connections the server has open (a trickle ends with its client)."""
+        return len(self._server.open_connections()) if self._server is not None else 0
 
     def script_next_jobs(self, outcome: str = "completed", **params: Any) -> JobScript:
         """Make the next ``count`` submitted jobs behave as scripted; see ``JobScript``."""

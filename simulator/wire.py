@@ -57,7 +57,8 @@ class Reply:
     - ``normal``: status, headers, body with its Content-Length.
     - ``drop``: close the connection without a byte.
     - ``truncate``: announce ``len(body)`` but send only ``size`` bytes, then close.
-    - ``trickle``: send the body ``size`` bytes at a time, ``seconds`` apart.
+    - ``trickle``: send the body ``size`` bytes at a time, ``seconds`` apart,
+      while the client stays connected.
     - ``oversize``: stream ``size`` bytes starting with ``body`` (chunked if ``chunked``).
     """
 
