@@ -20,7 +20,7 @@ Modules, one job each:
 - ``billing``    prices (invented) and money units.
 - ``faults``     fault rules and their bookkeeping.
 - ``inputs``     data-URI decoding and loopback-only fetching of input images.
-- ``images``     deterministic, correctly sized output images.
+- ``images``     deterministic, correctly sized output images (and broken ones).
 - ``work``       background rendering pool.
 - ``log``        the secret-free request log.
 - ``options``    switches for behaviour the docs leave unconfirmed.

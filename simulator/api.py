@@ -142,14 +142,21 @@ class Api:
                 error[0] if options.error_style == "string" else {"message": error[0], "code": error[1]}
             ),
         }
+        if state == COMPLETED and job.script.output == "absent":
+            del body["output"]
         if options.result_model_id:
             body["model_id"] = job.model_id
         if req.flag("include_cost"):
             body["cost"] = micros_to_usd(job.net_cost_micros(now))
         return json_reply(200, body)
 
-    def _output(self, job: Job, base_url: str) -> dict[str, Any]:
+    def _output(self, job: Job, base_url: str) -> dict[str, Any] | None:
+        script = job.script
+        if script.output != "files":  # the scripted odd shapes; "null" and "absent" both start as None
+            return {"no_images": {"images": []}, "empty": {}}.get(script.output)
         urls = file_urls(job, base_url)
+        if script.output_urls is not None:
+            urls = [url.replace("{url}", urls[i % len(urls)]) for i, url in enumerate(script.output_urls)]
         style = self._options().output_style
         if style == "image" and len(urls) == 1:
             return {"image": urls[0]}

@@ -110,19 +110,17 @@ class RenderPool:
             digests.append(item.digest if item.url is None else _digest(data))
             if item.index == 0:
                 first = (data, size)
-        width, height = images.expected_size(
-            str(job.inputs.get("aspect_ratio", "auto")), str(job.inputs.get("resolution", "1K")), first[1]
-        )
+        ratios = job.script.aspect_ratios or (str(job.inputs.get("aspect_ratio", "auto")),)
         base = Image.open(io.BytesIO(first[0])) if first[0] is not None and first[1] is not None else None
-        files = []
+        files, sizes = [], []
         for index in range(job.num_images):
             if job.cancelled_mono is not None:
                 return
+            sizes.append(images.expected_size(ratios[index % len(ratios)], str(job.inputs.get("resolution", "1K")), first[1]))
             seed = images.render_seed(str(job.inputs.get("prompt", "")), int(job.inputs.get("seed", 0)), index, digests)
-            files.append(
-                images.render(width, height, rng_seed=seed, output_format=str(job.inputs.get("output_format", "png")), base=base)
-            )
-        job.output_size = (width, height)
+            data = images.render(*sizes[-1], rng_seed=seed, output_format=str(job.inputs.get("output_format", "png")), base=base)
+            files.append(data if job.script.file_content == "image" else images.defective(job.script.file_content, data))
+        job.output_size = sizes[0]
         self._keep_files(job, files)
 
     def _fetch(self, job: Job, url: str) -> bytes:

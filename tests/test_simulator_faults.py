@@ -1,4 +1,5 @@
-"""The faults a client must ride out once a job exists (issue 8), on the wire.
+"""The faults a client must ride out once a job exists (issue 8), on the wire:
+transport faults first, then job scripts whose answers look like success.
 
 Each test asserts what a plain HTTP client sees and what the simulator's log
 recorded; counts (``times=N``), held answers released by the test and the
@@ -8,7 +9,9 @@ simulator's movable clock replace every sleep.
 from __future__ import annotations
 
 import http.client
+import io
 import socket
+import struct
 from contextlib import closing
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -16,11 +19,13 @@ from urllib.parse import urlsplit
 
 import httpx
 import pytest
+from PIL import Image
 
 from packloader import pack_import
-from simhelpers import T2I, TLS, api, completed_file_url, error_of, get, status, submit
+from simhelpers import T2I, TLS, api, completed_file_url, download, error_of, finished_result, get, status, submit
 
 faults = pack_import("simulator.faults")
+images = pack_import("simulator.images")
 
 
 def test_an_outage_of_n_polls_on_status_and_result(simulator: Any) -> None:
@@ -232,3 +237,101 @@ def test_the_control_api_takes_every_new_fault_kind_as_json(simulator: Any) -> N
         bad = control.post("/faults", json={"route": "status", "kind": "trickle"})
         assert bad.status_code == 422 and "only applies to route 'file'" in bad.json()["error_message"]
     assert faults.KINDS == faults.GENERIC_KINDS + faults.FILE_KINDS
+
+
+# Job scripts: answers that look like success and are not.
+def test_completed_with_an_error_beside_its_image(simulator: Any) -> None:
+    sim = simulator
+    sim.script_next_jobs(reason="safety: blocked", count=2)
+    with api(sim) as client:
+        request_id = submit(client, T2I, {"prompt": "p", "resolution": "0.5K"})
+        done = finished_result(sim, client, request_id)
+        assert status(client, request_id)["status"] == "completed"
+        sim.configure(error_style="object")
+        second = finished_result(sim, client, submit(client, T2I, {"prompt": "p", "resolution": "0.5K"}))
+    assert done["status"] == "completed" and done["error"] == "safety: blocked"
+    assert download(done["output"]["images"][0]).format == "PNG"
+    assert second["error"] == {"message": "safety: blocked", "code": "completed_with_error"}
+
+
+@pytest.mark.parametrize(("output", "expected"), [("no_images", {"images": []}), ("empty", {}), ("null", None)])
+def test_completed_without_images(simulator: Any, output: str, expected: Any) -> None:
+    simulator.script_next_jobs(output=output, reason="safety: blocked" if output == "no_images" else None)
+    with api(simulator) as client:
+        done = finished_result(simulator, client, submit(client, T2I, {"prompt": "p", "resolution": "0.5K"}))
+    assert done["status"] == "completed" and done["output"] == expected
+    assert done["error"] == ("safety: blocked" if output == "no_images" else None)
+
+
+def test_completed_with_no_output_key_at_all(simulator: Any) -> None:
+    simulator.script_next_jobs(output="absent")
+    with api(simulator) as client:
+        done = finished_result(simulator, client, submit(client, T2I, {"prompt": "p", "resolution": "0.5K"}))
+    assert done["status"] == "completed" and "output" not in done and done["error"] is None
+
+
+def test_malformed_output_urls(simulator: Any) -> None:
+    simulator.script_next_jobs(output_urls=["{url}\tx", "http://127.0.0.1:1/a b.png", "not a url"])
+    with api(simulator) as client:
+        done = finished_result(simulator, client, submit(client, T2I, {"prompt": "p", "resolution": "0.5K"}))
+    first, second, third = done["output"]["images"]
+    assert first.endswith(".png\tx") and get(first[:-2]).status_code == 200  # the real file is still there
+    assert (second, third) == ("http://127.0.0.1:1/a b.png", "not a url")
+
+
+def test_one_job_mixes_orientations_and_sizes(simulator: Any) -> None:
+    ratios = ["21:9", "9:16", "1:1"]
+    simulator.script_next_jobs(aspect_ratios=ratios)
+    with api(simulator) as client:
+        body = {"prompt": "p", "resolution": "0.5K", "num_images": 4, "aspect_ratio": "4:3"}
+        done = finished_result(simulator, client, submit(client, T2I, body))
+    sizes = [download(url).size for url in done["output"]["images"]]
+    assert sizes == [images.expected_size(ratio, "0.5K") for ratio in ratios + ratios[:1]]
+
+
+def served(sim: Any, **script: Any) -> httpx.Response:
+    sim.script_next_jobs(**script)
+    answer = get(completed_file_url(sim))
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    assert int(answer.headers["content-length"]) == len(answer.content)
+    return answer
+
+
+@pytest.mark.parametrize(("content", "signature"), [
+    ("gif", b"GIF8"), ("corrupt_png", b"\x89PNG\r\n\x1a\n"), ("corrupt_jpeg", b"\xff\xd8\xff"),
+])
+def test_files_that_pass_for_an_image_at_a_glance(simulator: Any, content: str, signature: bytes) -> None:
+    data = served(simulator, file_content=content).content
+    assert data.startswith(signature)
+    if content == "gif":
+        assert Image.open(io.BytesIO(data)).format == "GIF"  # decodable, just not a format Gemini returns
+    else:
+        with pytest.raises((OSError, SyntaxError)):
+            Image.open(io.BytesIO(data)).load()
+
+
+def test_a_png_header_announcing_ten_billion_pixels(simulator: Any) -> None:
+    data = served(simulator, file_content="huge_png").content
+    assert data[12:16] == b"IHDR" and struct.unpack(">II", data[16:24]) == (100_000, 100_000)
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(io.BytesIO(data))
+
+
+def test_a_truncated_image_served_whole(simulator: Any) -> None:
+    whole = get(completed_file_url(simulator)).content
+    cut = served(simulator, file_content="truncated_image").content  # same inputs, so the same render
+    assert cut == whole[: len(whole) // 2]
+    with pytest.raises(OSError):
+        Image.open(io.BytesIO(cut)).load()
+
+
+def test_the_control_api_takes_every_new_script_field_as_json(simulator: Any) -> None:
+    sim = simulator
+    control = httpx.Client(base_url=f"{sim.url}/_sim", headers={"Authorization": f"Bearer {sim.token}"}, verify=TLS)
+    scripts = [{"reason": "safety: blocked", "output": "no_images"}, {"output_urls": ["{url}\t"]},
+               {"file_content": "huge_png"}, {"aspect_ratios": ["16:9", "9:16"]}]
+    with control:
+        assert control.post("/scripts", json=scripts).status_code == 200
+        assert [s["remaining"] for s in control.get("/scripts").json()["scripts"]] == [1, 1, 1, 1]
+        for bad in ({"output": "nothing"}, {"aspect_ratios": ["7:3"]}, {"output_urls": "x"}, {"file_content": "bmp"}):
+            assert control.post("/scripts", json=bad).status_code == 422, bad
