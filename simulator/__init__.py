@@ -17,7 +17,7 @@ Modules, one job each:
 - ``files``      the CDN-like output file route and its faults.
 - ``control``    ``/_sim/*`` endpoints for out-of-process users.
 - ``jobs``       job lifecycle, job scripts, the store with accounts and billing.
-- ``billing``    prices (invented) and money units.
+- ``billing``    prices (invented, in selectable shapes) and money units.
 - ``faults``     fault rules and their bookkeeping.
 - ``inputs``     data-URI decoding and loopback-only fetching of input images.
 - ``images``     deterministic, correctly sized output images (and broken ones).

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any, Callable
 
-from .billing import BASE_RESOLUTION, PRICES_USD, PRICING_NOTE, Account, micros_to_usd, price_micros
+from .billing import Account, micros_to_usd, model_pricing, price_micros
 from .catalog import MODEL_IDS, input_schema
 from .files import file_urls
 from .jobs import CANCELLED, FINISHED, IN_QUEUE, COMPLETED, Job, JobStore, SubmitRefused, iso_utc
@@ -90,7 +90,7 @@ class Api:
                 account=account,
                 inputs=_without_inline_data(inputs),
                 images=images,
-                cost_micros=price_micros(inputs["resolution"], inputs["num_images"]),
+                cost_micros=price_micros(inputs["resolution"], inputs["num_images"], options.pricing),
                 queue_seconds=options.queue_seconds,
                 run_seconds=options.run_seconds,
                 refund_on_failure=options.refund_failed,
@@ -187,12 +187,7 @@ class Api:
         account = self._model_caller(req, model_id, unknown_status=404)
         if isinstance(account, Reply):
             return account
-        body: dict[str, Any] = {
-            "model_id": model_id,
-            "base_price_usd": PRICES_USD[BASE_RESOLUTION],
-            "price_unit": "output",
-            "pricing_note": PRICING_NOTE,
-        }
+        body: dict[str, Any] = {"model_id": model_id, **model_pricing(self._options().pricing)}
         if req.flag("include_schema"):
             body["schema"] = input_schema(model_id)
         return json_reply(200, body)

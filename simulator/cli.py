@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--refund-failed", action="store_true", help="refund failed jobs")
     parser.add_argument("--file-ttl-seconds", type=float, default=None, help="output files expire after this")
     parser.add_argument("--max-active-jobs", type=int, default=None, help="per-account limit of queued+running jobs (429)")
+    parser.add_argument("--pricing", choices=CHOICES["pricing"], default=defaults.pricing,
+                        help="how GET /v1/models/{id} states prices (and what a submit bills)")
     return parser
 
 
