@@ -1,8 +1,10 @@
 """``/_sim/*``: the simulator's own control API, for out-of-process users.
 
 A benchmark or a real ComfyUI run talks to the simulator over HTTP only, so
-everything a test does in-process (inject faults, script jobs, read the log,
-move time, reset) is also reachable here. These endpoints are not part of the
+everything a test does in-process (inject faults, release held answers,
+script jobs, choose options, read the log, move time, reset) is also reachable
+here: ``/_sim/faults`` and ``/_sim/scripts`` take one ``FaultRule`` /
+``JobScript`` as a JSON object, or a list of them, with the same field names. These endpoints are not part of the
 RunComfy API and live outside ``/v1``. They require the simulator's primary
 token (the one the CLI prints), so a stray page in a browser cannot reconfigure
 a running simulator. Nothing served here contains a token, except the answer

@@ -12,9 +12,11 @@ never on a bare sleep.
 from __future__ import annotations
 
 import base64
+import graphlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -734,3 +736,15 @@ def test_simulator_runs_without_httpx_or_the_client() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == []
+
+
+def test_simulator_modules_form_no_import_cycle_and_reach_outside_nothing() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in (PACK_ROOT / "simulator").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) \.\.", source, re.M), f"{path.name} imports outside simulator/"
+        graph[path.stem] = set(re.findall(r"^from \.(\w+) import", source, re.M))
+        graph[path.stem] |= {name.strip() for names in re.findall(r"^from \. import (.+)$", source, re.M)
+                             for name in names.split(",")}
+    assert graph["handler"] <= {"wire", "faults"} and "server" not in graph["control"] | graph["routes"]
+    list(graphlib.TopologicalSorter(graph).static_order())  # CycleError if modules import each other
