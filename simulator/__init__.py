@@ -8,20 +8,25 @@ beyond loopback.
 
 Modules, one job each:
 
-- ``server``   ``Simulator``: start/stop, accounts, faults, scripts, log access.
-- ``handler``  HTTP/1.1 transport: routing, fault application, writing answers.
-- ``api``      the /v1 endpoints (submit, status, result, cancel, model).
-- ``files``    the CDN-like output file route and its faults.
-- ``control``  ``/_sim/*`` endpoints for out-of-process users.
-- ``jobs``     job lifecycle, job scripts, the store with accounts and billing.
-- ``billing``  prices (invented) and money units.
-- ``faults``   fault rules and their bookkeeping.
-- ``inputs``   data-URI decoding and loopback-only fetching of input images.
-- ``images``   deterministic, correctly sized output images.
-- ``work``     background rendering pool.
-- ``log``      the secret-free request log.
-- ``options``  switches for behaviour the docs leave unconfirmed.
-- ``cli``      ``python <pack folder> simulator`` (the pack's command line).
+- ``server``     ``Simulator``: start/stop, accounts, faults, scripts, log access.
+- ``handler``    HTTP/1.1 transport: reading requests, writing (slow) answers.
+- ``routes``     routing, fault application and logging of each request.
+- ``api``        the /v1 endpoints (submit, status, result, cancel, model).
+- ``catalog``    the two models and their input schemas, from the model pages.
+- ``validation`` the submit-time check of a body, as the server does it.
+- ``files``      the CDN-like output file route and its faults.
+- ``control``    ``/_sim/*`` endpoints for out-of-process users.
+- ``jobs``       job lifecycle, job scripts, the store with accounts and billing.
+- ``billing``    prices (invented, in selectable shapes) and money units.
+- ``faults``     fault rules and their bookkeeping.
+- ``inputs``     data-URI decoding and loopback-only fetching of input images.
+- ``images``     deterministic, correctly sized output images (and broken ones).
+- ``work``       background rendering pool.
+- ``log``        the secret-free request log.
+- ``options``    switches for behaviour the docs leave unconfirmed.
+- ``wire``       ``Incoming`` and ``Reply``, the shapes between socket and endpoints.
+- ``cli``        ``python <pack folder> simulator`` (the pack's command line).
 
-Nothing is imported here, so loading one module stays cheap.
+It shares no code with the client it tests (it never imports ``client/`` or
+httpx). Nothing is imported here, so loading one module stays cheap.
 """

@@ -3,61 +3,23 @@
 Shapes follow ``/work/shared/runcomfy-api.md``: bodies, error codes, the
 status -> result -> cancel lifecycle. Each method takes an ``Incoming`` and
 returns a ``Reply``; it never touches the socket, so faults can be layered on
-top by the handler. The order of checks is the one a real gateway + backend
+top by the router. The order of checks is the one a real gateway + backend
 would use: token, model id, JSON, schema, inline images, balance.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from typing import Any, Callable
-from urllib.parse import urlsplit
 
-from ..client.schemas import EDIT, MODEL_IDS, get_schema
-from .billing import BASE_RESOLUTION, PRICES_USD, PRICING_NOTE, Account, micros_to_usd, price_micros
-from ..client.config import is_loopback_host
-from .inputs import parse_image_urls
+from .billing import Account, micros_to_usd, model_pricing, price_micros
+from .catalog import MODEL_IDS, input_schema
+from .files import file_urls
 from .jobs import CANCELLED, FINISHED, IN_QUEUE, COMPLETED, Job, JobStore, SubmitRefused, iso_utc
 from .options import Options
-from .wire import Reply, error_reply, json_reply
+from .validation import Problem, validate
+from .wire import Incoming, Reply, error_reply, json_reply
 from .work import RenderPool
-
-TRUE_WORDS = ("1", "true", "yes", "on")
-
-
-@dataclass
-class Incoming:
-    """One parsed request, plus what the handler should log about it.
-
-    ``token`` lives only here, for the duration of the request; it is never
-    copied into the log or a job.
-    """
-
-    method: str
-    path: str
-    query: dict[str, str]
-    token: str | None = field(repr=False)
-    auth_header_sent: bool
-    body: bytes
-    base_url: str
-    account: str | None = None
-    request_id: str | None = None
-    model_id: str | None = None
-    note: str | None = None
-
-    def flag(self, name: str) -> bool:
-        return self.query.get(name, "").strip().lower() in TRUE_WORDS
-
-
-def bearer_token(header: str | None) -> str | None:
-    """The token of ``Authorization: Bearer <token>`` (scheme case-insensitive)."""
-    if not header:
-        return None
-    scheme, _, value = header.strip().partition(" ")
-    if scheme.lower() != "bearer" or not value.strip():
-        return None
-    return value.strip()
 
 
 class Api:
@@ -68,7 +30,6 @@ class Api:
         self._pool = pool
         self._options = options
 
-    # -- shared checks ---------------------------------------------------------
     def authenticate(self, req: Incoming) -> Account | Reply:
         """The caller's account, or the documented 400004 error (never echoing the token)."""
         account = self._store.account_for_token(req.token)
@@ -111,7 +72,6 @@ class Api:
         prefix = f"{base_url}/v1/requests/{request_id}"
         return {"status_url": f"{prefix}/status", "result_url": f"{prefix}/result", "cancel_url": f"{prefix}/cancel"}
 
-    # -- submit ----------------------------------------------------------------
     def submit(self, req: Incoming, model_id: str) -> Reply:
         account = self._model_caller(req, model_id, unknown_status=400)
         if isinstance(account, Reply):
@@ -119,27 +79,18 @@ class Api:
         try:
             body = json.loads(req.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return _validation_error([(None, f"Body is not valid JSON: {exc}", "json_invalid")])
-        if not isinstance(body, dict):
-            return _validation_error([(None, "Body must be a JSON object", "type_error")])
-        schema = get_schema(model_id)
-        problems = [(issue.field, issue.message, "value_error") for issue in schema.issues(body, local_api=True)]
-        if problems:
-            return _validation_error(problems)
-        inputs = {**schema.defaults(), **body}
-        images = []
-        if model_id == EDIT:
-            images, bad = parse_image_urls(list(inputs["image_urls"]))
-            if bad:
-                return _validation_error([(name, message, "value_error") for name, message in bad])
+            return _validation_error([(None, f"Body is not valid JSON: {exc}")], "json_invalid")
         options = self._options()
+        inputs, images, problems = validate(model_id, body, options.input_rules)
+        if problems:
+            return _validation_error(problems, "value_error" if isinstance(body, dict) else "type_error")
         try:
             job = self._store.create(
                 model_id=model_id,
                 account=account,
                 inputs=_without_inline_data(inputs),
                 images=images,
-                cost_micros=price_micros(inputs["resolution"], inputs["num_images"]),
+                cost_micros=price_micros(inputs["resolution"], inputs["num_images"], options.pricing),
                 queue_seconds=options.queue_seconds,
                 run_seconds=options.run_seconds,
                 refund_on_failure=options.refund_failed,
@@ -152,7 +103,6 @@ class Api:
         self._pool.submit(job)
         return json_reply(200, {"request_id": job.request_id, **self._urls(req.base_url, job.request_id)})
 
-    # -- status / result / cancel ---------------------------------------------
     def _status_body(self, job: Job, base_url: str, now: float) -> dict[str, Any]:
         state = job.status_state(now)
         urls = self._urls(base_url, job.request_id)
@@ -192,16 +142,21 @@ class Api:
                 error[0] if options.error_style == "string" else {"message": error[0], "code": error[1]}
             ),
         }
+        if state == COMPLETED and job.script.output == "absent":
+            del body["output"]
         if options.result_model_id:
             body["model_id"] = job.model_id
         if req.flag("include_cost"):
             body["cost"] = micros_to_usd(job.net_cost_micros(now))
         return json_reply(200, body)
 
-    def _output(self, job: Job, base_url: str) -> dict[str, Any]:
-        base = file_base(job.script.output_host, base_url)
-        ext = {"png": "png", "jpeg": "jpg", "webp": "webp"}[job.inputs.get("output_format", "png")]
-        urls = [f"{base}/files/{job.request_id}/{index}.{ext}" for index in range(job.num_images)]
+    def _output(self, job: Job, base_url: str) -> dict[str, Any] | None:
+        script = job.script
+        if script.output != "files":  # the scripted odd shapes; "null" and "absent" both start as None
+            return {"no_images": {"images": []}, "empty": {}}.get(script.output)
+        urls = file_urls(job, base_url)
+        if script.output_urls is not None:
+            urls = [url.replace("{url}", urls[i % len(urls)]) for i, url in enumerate(script.output_urls)]
         style = self._options().output_style
         if style == "image" and len(urls) == 1:
             return {"image": urls[0]}
@@ -228,40 +183,19 @@ class Api:
             del body["status"]
         return json_reply(200, body)
 
-    # -- catalog ---------------------------------------------------------------
     def model(self, req: Incoming, model_id: str) -> Reply:
         account = self._model_caller(req, model_id, unknown_status=404)
         if isinstance(account, Reply):
             return account
-        body: dict[str, Any] = {
-            "model_id": model_id,
-            "base_price_usd": PRICES_USD[BASE_RESOLUTION],
-            "price_unit": "output",
-            "pricing_note": PRICING_NOTE,
-        }
+        body: dict[str, Any] = {"model_id": model_id, **model_pricing(self._options().pricing)}
         if req.flag("include_schema"):
-            body["schema"] = json.loads(json.dumps(get_schema(model_id).input_schema))
+            body["schema"] = input_schema(model_id)
         return json_reply(200, body)
 
-
-def file_base(output_host: str | None, base_url: str) -> str:
-    """Where output files appear to live.
-
-    A loopback host keeps the simulator's scheme and port (e.g. 127.0.0.2, a
-    different host that still answers on Linux when the simulator binds it);
-    a name becomes ``https://name`` (e.g. the real CDN, which must never be
-    reached from tests); a full ``scheme://host[:port]`` is used as given.
-    """
-    if not output_host:
-        return base_url
-    if "://" in output_host:
-        return output_host.rstrip("/")
-    if is_loopback_host(output_host):
-        parts = urlsplit(base_url)
-        host = f"[{output_host}]" if ":" in output_host else output_host
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}"
-    return f"https://{output_host}"
+    def model_of(self, request_id: str | None) -> str | None:
+        """The model of a known job, for logging and fault matching."""
+        job = self._store.get(request_id) if request_id else None
+        return job.model_id if job else None
 
 
 def _without_inline_data(inputs: dict[str, Any]) -> dict[str, Any]:
@@ -276,13 +210,13 @@ def _without_inline_data(inputs: dict[str, Any]) -> dict[str, Any]:
     return {**inputs, "image_urls": kept}
 
 
-def _validation_error(problems: list[tuple[str | None, str, str]]) -> Reply:
+def _validation_error(problems: list[Problem], kind: str) -> Reply:
     """422 with 422001 and a FastAPI-style ``detail`` list, one entry per problem."""
     detail = [
         {"loc": ["body"] if name is None else ["body", name], "msg": message, "type": kind}
-        for name, message, kind in problems
+        for name, message in problems
     ]
-    first_name, first_message, _ = problems[0]
+    first_name, first_message = problems[0]
     summary = first_message if first_name is None else f"{first_name}: {first_message}"
     more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
     return error_reply(422, 422001, f"Invalid input: {summary}{more}", detail=detail)

@@ -12,13 +12,24 @@ MICROS_PER_USD = 1_000_000
 
 # Invented prices: RunComfy's real per-image prices for Nano Banana 2 are not
 # public in our sources. They only need to differ by resolution, so a client's
-# cost display and balance checks can be tested.
+# cost display and balance checks can be tested. ``Options.pricing`` picks how
+# the model route states them; a submit always bills what the route implies.
 PRICES_USD: dict[str, float] = {"0.5K": 0.06, "1K": 0.08, "2K": 0.12, "4K": 0.16}
-BASE_RESOLUTION = "1K"
+FLAT_PRICE_USD = 0.10  # unlike any by-resolution price, so a test can tell which was used
 PRICING_NOTE = (
     "Per output image, by resolution: 0.5K $0.06, 1K $0.08, 2K $0.12, 4K $0.16 "
     "(simulator prices, invented for testing)."
 )
+_MODEL_PRICING: dict[str, dict[str, object]] = {
+    # Options.pricing -> the price fields of GET /v1/models/{model_id}
+    "by_resolution": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note": PRICING_NOTE},
+    "flat": {"base_price_usd": FLAT_PRICE_USD, "price_unit": "output", "pricing_note":
+             f"Per output image, any resolution: ${FLAT_PRICE_USD:.2f} (simulator price, invented for testing)."},
+    "prose": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note":
+              "Priced per generated image; larger outputs cost more. See your RunComfy dashboard for current rates."},
+    "base_only": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output"},
+    "missing": {},
+}
 
 
 def usd_to_micros(usd: float) -> int:
@@ -31,9 +42,14 @@ def micros_to_usd(micros: int) -> float:
     return round(micros / MICROS_PER_USD, 6)
 
 
-def price_micros(resolution: str, num_images: int) -> int:
-    """What one accepted submit costs: per output image, by resolution."""
-    return usd_to_micros(PRICES_USD[resolution]) * int(num_images)
+def price_micros(resolution: str, num_images: int, pricing: str = "by_resolution") -> int:
+    """What one accepted submit costs: per output image, by resolution unless flat."""
+    return usd_to_micros(FLAT_PRICE_USD if pricing == "flat" else PRICES_USD[resolution]) * int(num_images)
+
+
+def model_pricing(pricing: str) -> dict[str, object]:
+    """The price fields the model route answers with under ``Options.pricing``."""
+    return dict(_MODEL_PRICING[pricing])
 
 
 @dataclass

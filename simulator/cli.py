@@ -10,12 +10,13 @@ explicitly, because it has no real security and accepts any loopback fetch.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import threading
 from typing import Sequence
 
-from ..client.config import is_loopback_host
-from .options import Options
+from .inputs import is_loopback_host
+from .options import CHOICES, Options
 from .server import Simulator
 
 DEFAULT_HOST = "127.0.0.1"
@@ -23,6 +24,7 @@ DEFAULT_PORT = 8189
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """Every argument after ``--balance`` is the ``Options`` field of the same name."""
     defaults = Options()
     parser = argparse.ArgumentParser(
         prog="python <pack folder> simulator",
@@ -37,18 +39,21 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"time a job stays in_queue (default {defaults.queue_seconds:g})")
     parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds,
                         help=f"time a job stays in_progress (default {defaults.run_seconds:g})")
-    parser.add_argument("--auth-error-status", type=int, choices=(401, 400), default=defaults.auth_error_status,
+    parser.add_argument("--auth-error-status", type=int, choices=CHOICES["auth_error_status"], default=defaults.auth_error_status,
                         help="HTTP status for a missing/bad token (body code 400004 either way)")
-    parser.add_argument("--error-style", choices=("string", "object"), default=defaults.error_style,
+    parser.add_argument("--error-style", choices=CHOICES["error_style"], default=defaults.error_style,
                         help="a failed job's error as a string or as {message, code}")
-    parser.add_argument("--output-style", choices=("images", "image", "both"), default=defaults.output_style,
+    parser.add_argument("--output-style", choices=CHOICES["output_style"], default=defaults.output_style,
                         help="output keys of a completed result")
-    parser.add_argument("--no-result-model-id", action="store_true", help="leave model_id out of results")
-    parser.add_argument("--cancel-body", choices=("both", "status", "outcome"), default=defaults.cancel_body,
+    parser.add_argument("--no-result-model-id", dest="result_model_id", action="store_false",
+                        help="leave model_id out of results")
+    parser.add_argument("--cancel-body", choices=CHOICES["cancel_body"], default=defaults.cancel_body,
                         help="which keys a cancel answer carries")
     parser.add_argument("--refund-failed", action="store_true", help="refund failed jobs")
     parser.add_argument("--file-ttl-seconds", type=float, default=None, help="output files expire after this")
     parser.add_argument("--max-active-jobs", type=int, default=None, help="per-account limit of queued+running jobs (429)")
+    parser.add_argument("--pricing", choices=CHOICES["pricing"], default=defaults.pricing,
+                        help="how GET /v1/models/{id} states prices (and what a submit bills)")
     return parser
 
 
@@ -65,15 +70,9 @@ def main(argv: Sequence[str] | None = None, *, ready: threading.Event | None = N
         print(f"warning: binding {host}: the simulator is reachable from other machines "
               "and its control endpoints accept the printed token", file=sys.stderr)
     try:
-        sim = Simulator(
-            host=host, port=args.port, token=args.token, balance=args.balance,
-            queue_seconds=args.queue_seconds, run_seconds=args.run_seconds,
-            auth_error_status=args.auth_error_status, error_style=args.error_style,
-            output_style=args.output_style, result_model_id=not args.no_result_model_id,
-            cancel_body=args.cancel_body, refund_failed=args.refund_failed,
-            file_ttl_seconds=args.file_ttl_seconds, max_active_jobs=args.max_active_jobs,
-        )
-        sim.start()
+        names = {f.name for f in dataclasses.fields(Options)}
+        options = Options(**{name: value for name, value in vars(args).items() if name in names})
+        sim = Simulator(host=host, port=args.port, token=args.token, balance=args.balance, options=options).start()
     except (OSError, ValueError) as exc:
         print(f"cannot start the simulator: {exc}", file=sys.stderr)
         return 1
@@ -83,20 +82,13 @@ def main(argv: Sequence[str] | None = None, *, ready: threading.Event | None = N
     print(f"control: {sim.url}/_sim/state (Authorization: Bearer <the token above>)", flush=True)
     if ready is not None:
         ready.set()
+    stop = stop or threading.Event()
     try:
-        if stop is not None:
-            stop.wait()
-        else:
-            _wait_forever()
+        while not stop.wait(1):  # a timed wait stays interruptible by Ctrl-C everywhere
+            pass
     except KeyboardInterrupt:
         pass
     finally:
         sim.stop()
     return 0
-
-
-def _wait_forever() -> None:
-    event = threading.Event()
-    while not event.wait(3600):
-        pass
 

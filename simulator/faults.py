@@ -10,14 +10,18 @@ client recover. Rules are plain data so they can also be posted as JSON to
 from __future__ import annotations
 
 import dataclasses
+import json
 import threading
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
+
+from .options import known_fields
 
 ROUTES = ("submit", "status", "result", "cancel", "model", "file", "any")
-GENERIC_KINDS = ("http_error", "ok_with_error_code", "drop", "malformed_json", "delay")
-FILE_KINDS = ("redirect", "not_image", "oversize", "truncated", "slow")
+GENERIC_KINDS = ("http_error", "ok_with_error_code", "json_body", "drop", "malformed_json", "delay", "hold", "redirect")
+FILE_KINDS = ("not_image", "oversize", "truncated", "slow", "trickle")
 KINDS = GENERIC_KINDS + FILE_KINDS
 
 MAX_SECONDS = 60.0
@@ -47,20 +51,39 @@ def default_error_code(status: int) -> int:
 class FaultRule:
     """One injected failure. Parameters used by each kind:
 
-    - ``http_error``: ``status`` (default 500), ``error_code``,
-      ``error_message``, ``detail``, ``retry_after`` (sets ``Retry-After``),
-      or a raw ``body`` + ``content_type`` (e.g. a proxy's HTML 502 page).
+    - ``http_error``: ``status`` (default 500), ``error_code`` (default: the
+      documented one for the status, e.g. 404 -> 404001), ``error_message``,
+      ``detail``, or a raw ``body`` + ``content_type`` (e.g. a proxy's HTML
+      413 or 502 page).
     - ``ok_with_error_code``: HTTP 200 whose JSON carries ``error_code`` /
       ``error_message`` (default 500001).
+    - ``json_body``: HTTP ``status`` (default 200) with the JSON text ``body``
+      (default ``[]``: valid JSON that is not an object).
     - ``drop``: the connection is closed without an answer.
     - ``malformed_json``: HTTP 200 with a cut-off JSON body.
-    - ``delay``: the answer comes ``seconds`` later (at most 60).
-    - file route only: ``redirect`` (``status`` 302 by default, to ``location``,
-      or to the same path on ``host``, or to the same host), ``not_image`` (an
-      HTML page, ``content_type`` overridable), ``oversize`` (streams ``size``
-      bytes, at most and by default 64 MiB; ``chunked`` hides the length),
-      ``truncated`` (announces the full length, sends ``size`` bytes or half,
-      then closes), ``slow`` (trickles the real file over ``seconds``).
+    - ``delay``: the answer comes ``seconds`` later (default 1, at most 60),
+      or as soon as the rule is released (``Simulator.release``).
+    - ``hold``: the answer waits until the rule is released (at most 60 s);
+      ``Simulator.held(rule)`` counts the requests waiting on it.
+    - ``redirect``: ``status`` (default 302) to ``location``, or to the same
+      path on ``host``, or (with ``?redirected=1``) on the same host.
+    - file route only: ``not_image`` (an HTML page, ``content_type``
+      overridable), ``oversize`` (streams ``size`` bytes, at most and by
+      default 64 MiB; ``chunked`` hides the length), ``truncated`` (announces
+      the full length, sends ``size`` bytes or half, then closes), ``slow``
+      (the real file spread over ``seconds``, default 5), ``trickle`` (``size``
+      bytes, default 1, every ``seconds``, default 2, for as long as the
+      client stays connected).
+
+    The generic kinds apply to every route, the file route included (a
+    flaky CDN: ``http_error`` 503, ``drop``). ``retry_after`` sets a
+    ``Retry-After`` header on an ``http_error``, ``ok_with_error_code`` or
+    ``json_body`` answer, verbatim (``0``, ``-5``, ``"1e9"``, an HTTP date,
+    garbage). ``{token}`` in ``error_message`` becomes the caller's own bearer
+    token (a server that echoes secrets). ``times`` counts matching requests
+    (None: forever), so "an outage of N polls" is ``times=N`` on route
+    ``status`` and/or ``result``, and "a 404 right after submit" is
+    ``http_error`` 404 with ``request_id`` (404001 by default).
 
     ``after_processing``: the request is handled normally first (a submit
     creates and bills its job) and only then is the answer replaced by the
@@ -106,17 +129,15 @@ class FaultRule:
             raise ValueError("a redirect needs a 3xx status")
         if self.size is not None and not 0 <= int(self.size) <= MAX_OVERSIZE_BYTES:
             raise ValueError(f"size must be between 0 and {MAX_OVERSIZE_BYTES} bytes")
+        if any(char in str(self.retry_after) for char in "\r\n"):
+            raise ValueError("retry_after cannot contain a line break")
+        if self.kind == "json_body" and self.body is not None:
+            json.loads(self.body)  # ValueError: json_body needs a JSON text
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "FaultRule":
+    def from_json(cls, data: Any) -> "FaultRule":
         """Build from a control-endpoint payload; unknown keys are an error."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a fault rule must be a JSON object")
-        names = {f.name for f in dataclasses.fields(cls)} - {"id"}
-        unknown = set(data) - names
-        if unknown:
-            raise ValueError(f"unknown fault field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "fault rule"))
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -130,11 +151,15 @@ class FaultRule:
 
 
 class FaultBook:
-    """The active rules, consumed in the order they were added."""
+    """The active rules, consumed in the order they were added, and the gates
+    that ``delay`` and ``hold`` requests wait behind until released."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rules: list[list[Any]] = []  # [rule, remaining uses or None]
+        self._gates: dict[str, threading.Event] = {}
+        self._held: Counter[str] = Counter()
+        self._closed = False
 
     def add(self, rule: FaultRule) -> FaultRule:
         with self._lock:
@@ -159,12 +184,34 @@ class FaultBook:
         with self._lock:
             return [(rule, remaining) for rule, remaining in self._rules]
 
-    def remove(self, rule_id: str) -> bool:
+    def wait(self, rule_id: str, seconds: float) -> None:
+        """Hold the calling request for ``seconds`` or until the rule is released."""
         with self._lock:
-            before = len(self._rules)
-            self._rules = [e for e in self._rules if e[0].id != rule_id]
-            return len(self._rules) != before
+            gate = self._gates.setdefault(rule_id, threading.Event())
+            if self._closed:
+                gate.set()
+            self._held[rule_id] += 1
+        try:
+            gate.wait(seconds)
+        finally:
+            with self._lock:
+                self._held[rule_id] -= 1
 
-    def clear(self) -> None:
+    def held(self, rule_id: str) -> int:
+        """How many requests are waiting behind the rule now."""
+        with self._lock:
+            return self._held[rule_id]
+
+    def release(self, rule_id: str) -> None:
+        """Let every request the rule holds, now or later, go on."""
+        with self._lock:
+            self._gates.setdefault(rule_id, threading.Event()).set()
+
+    def clear(self, *, close: bool = False) -> None:
+        """Forget every rule and release every held request (``close``: for good)."""
         with self._lock:
             self._rules.clear()
+            self._closed = self._closed or close
+            for gate in self._gates.values():
+                gate.set()
+            self._gates.clear()

@@ -4,7 +4,9 @@ Files are served without authentication, as a CDN serves pre-signed URLs; the
 handler only records whether an Authorization header arrived, because the
 client must never send its token to a file host. The file faults (redirects,
 HTML instead of an image, endless or cut-off bodies, trickling) are the ways a
-CDN download goes wrong that the client's downloader must survive.
+CDN download goes wrong that the client's downloader must survive. Where the
+files appear to live (``file_base``) is decided here too, for result URLs and
+redirects alike.
 """
 
 from __future__ import annotations
@@ -12,14 +14,14 @@ from __future__ import annotations
 import re
 import threading
 from typing import Callable
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from .api import Incoming, file_base
 from .faults import DEFAULT_SLOW_SECONDS, MAX_OVERSIZE_BYTES, FaultRule
 from .images import FORMATS
-from .jobs import JobStore
+from .inputs import is_loopback_host
+from .jobs import Job, JobStore
 from .options import Options
-from .wire import Reply
+from .wire import Incoming, Reply
 
 _NAME = re.compile(r"^(\d+)\.(png|jpg|webp)$")
 _CONTENT_TYPES = {ext: ctype for _, ext, ctype in FORMATS.values()}
@@ -71,42 +73,56 @@ class FileRoute:
         files = job.files  # one read: eviction may swap the list meanwhile
         if index >= len(files):
             return _text(404, "Not Found")
-        data = files[index]
-        reply = Reply(200, data, _CONTENT_TYPES[ext], [("Cache-Control", "public, max-age=86400")])
-        return self._distort(reply, fault, req) if fault is not None else reply
+        reply = Reply(200, files[index], _CONTENT_TYPES[ext], [("Cache-Control", "public, max-age=86400")])
+        return _distort(reply, fault) if fault is not None else reply
 
-    @staticmethod
-    def _distort(reply: Reply, fault: FaultRule, req: Incoming) -> Reply:
-        """Apply a file-only fault to a good answer."""
-        if fault.kind == "redirect":
-            return Reply(fault.status or 302, b"", None, [("Location", _redirect_target(fault, req))])
-        if fault.kind == "not_image":
-            return Reply(200, fault.body.encode("utf-8") if fault.body else _NOT_IMAGE,
-                         fault.content_type or "text/html; charset=utf-8")
-        if fault.kind == "oversize":
-            size = MAX_OVERSIZE_BYTES if fault.size is None else fault.size
-            return Reply(200, reply.body[:size], reply.content_type, mode="oversize", size=size, chunked=fault.chunked)
-        if fault.kind == "truncated":
-            size = len(reply.body) // 2 if fault.size is None else min(fault.size, len(reply.body) - 1)
-            return Reply(200, reply.body, reply.content_type, mode="truncate", size=max(size, 0))
-        if fault.kind == "slow":
-            seconds = DEFAULT_SLOW_SECONDS if fault.seconds is None else fault.seconds
-            return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle", seconds=seconds)
-        return reply
+
+def _distort(reply: Reply, fault: FaultRule) -> Reply:
+    """Apply a file-only fault to a good answer."""
+    if fault.kind == "not_image":
+        return Reply(200, fault.body.encode("utf-8") if fault.body else _NOT_IMAGE,
+                     fault.content_type or "text/html; charset=utf-8")
+    if fault.kind == "oversize":
+        size = MAX_OVERSIZE_BYTES if fault.size is None else fault.size
+        return Reply(200, reply.body[:size], reply.content_type, mode="oversize", size=size, chunked=fault.chunked)
+    if fault.kind == "truncated":
+        size = len(reply.body) // 2 if fault.size is None else min(fault.size, len(reply.body) - 1)
+        return Reply(200, reply.body, reply.content_type, mode="truncate", size=max(size, 0))
+    if fault.kind == "slow":  # the whole file in 50 pieces over ``seconds``
+        seconds = DEFAULT_SLOW_SECONDS if fault.seconds is None else fault.seconds
+        return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle",
+                     size=max(1, -(-len(reply.body) // 50)), seconds=seconds / 50)
+    # trickle: a fixed slow rate, however long that takes
+    return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle",
+                 size=fault.size or 1, seconds=2.0 if fault.seconds is None else fault.seconds)
 
 
 def _extension(output_format: str) -> str:
     return FORMATS[output_format][1]
 
 
-def _redirect_target(fault: FaultRule, req: Incoming) -> str:
-    """``location`` as given, else the same path on ``host``, else on the same host.
+def file_urls(job: Job, base_url: str) -> list[str]:
+    """The URLs of a job's output files, as its result lists them."""
+    base = file_base(job.script.output_host, base_url)
+    ext = _extension(job.inputs.get("output_format", "png"))
+    return [f"{base}/files/{job.request_id}/{index}.{ext}" for index in range(job.num_images)]
 
-    A same-host redirect adds ``?redirected=1`` so the target is a different
-    URL that serves the file normally once the rule is used up.
+
+def file_base(output_host: str | None, base_url: str) -> str:
+    """Where output files appear to live.
+
+    A loopback host keeps the simulator's scheme and port (e.g. 127.0.0.2, a
+    different host that still answers on Linux when the simulator binds it);
+    a name becomes ``https://name`` (e.g. the real CDN, which must never be
+    reached from tests); a full ``scheme://host[:port]`` is used as given.
     """
-    if fault.location:
-        return fault.location
-    base = file_base(fault.host, req.base_url) if fault.host else req.base_url
-    parts = urlsplit(base)
-    return urlunsplit((parts.scheme, parts.netloc, req.path, "redirected=1", ""))
+    if not output_host:
+        return base_url
+    if "://" in output_host:
+        return output_host.rstrip("/")
+    if is_loopback_host(output_host):
+        parts = urlsplit(base_url)
+        host = f"[{output_host}]" if ":" in output_host else output_host
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}"
+    return f"https://{output_host}"

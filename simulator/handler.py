@@ -1,64 +1,41 @@
-"""HTTP/1.1 transport: parse, route, apply faults, log, write.
+"""HTTP/1.1 transport: read the request, hand it to the router, write the answer.
 
 One ``Handler`` per connection (keep-alive), on a daemon thread of
 ``ThreadingHTTPServer``. Every answer has a Content-Length (except the
 deliberately chunked ``oversize`` fault), so clients can reuse connections.
-The log record is written *before* the answer leaves, so when a client has
-its answer the simulator's log already shows the request: tests can assert on
-it without waiting.
+Slow answers (trickles, endless bodies) stop as soon as the client hangs up
+or the simulator stops.
 """
 
 from __future__ import annotations
 
-import re
+import select
 import socket
+import threading
 import time
-from http import HTTPStatus
+from dataclasses import dataclass
+from email.message import Message
 from http.server import BaseHTTPRequestHandler
-from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from typing import Any, Callable
 
-from .api import Incoming, bearer_token
-from .faults import FILE_KINDS, FaultRule, default_error_code
-from .log import LogRecord
-from .wire import Reply, error_reply, method_not_allowed, plain_not_found
-
-if TYPE_CHECKING:
-    from .server import Simulator
+from .faults import default_error_code
+from .wire import Reply, error_reply
 
 DRAIN_LIMIT = 1024 * 1024 * 1024  # beyond this an oversized body is not read, the connection is closed
-_REQUEST_PATH = re.compile(r"^/v1/requests/([^/]+)/(status|result|cancel)/?$")
-_FILE_PATH = re.compile(r"^/files/([^/]+)/([^/]+)$")
-_ROUTE_METHODS = {"status": "GET", "result": "GET", "cancel": "POST"}
 
 
-def resolve(method: str, path: str) -> tuple[str, dict[str, str], Reply | None]:
-    """(route name, path parameters, an error answer if the method is wrong)."""
-    if path.startswith("/v1/models/"):
-        params = {"model_id": path[len("/v1/models/"):].strip("/")}
-        if method == "POST":
-            return "submit", params, None
-        if method == "GET":
-            return "model", params, None
-        return "model", params, method_not_allowed("GET, POST")
-    match = _REQUEST_PATH.match(path)
-    if match:
-        route = match.group(2)
-        params = {"request_id": match.group(1)}
-        if method != _ROUTE_METHODS[route]:
-            return route, params, method_not_allowed(_ROUTE_METHODS[route])
-        return route, params, None
-    match = _FILE_PATH.match(path)
-    if match:
-        params = {"request_id": match.group(1), "name": match.group(2)}
-        if method not in ("GET", "HEAD"):
-            return "file", params, method_not_allowed("GET, HEAD")
-        return "file", params, None
-    return "unknown", {}, plain_not_found()
+@dataclass(frozen=True)
+class Transport:
+    """What a ``Handler`` needs from its server: where answers come from, the
+    current body limit, and the flag that ends slow answers on stop."""
+
+    respond: Callable[[str, str, Message, bytes, Reply | None], Reply]
+    max_body_bytes: Callable[[], int]
+    stopping: threading.Event
 
 
 class Handler(BaseHTTPRequestHandler):
-    """Request handler; ``self.server.sim`` is the owning ``Simulator``."""
+    """Request handler; ``self.server.transport`` is its ``Transport``."""
 
     protocol_version = "HTTP/1.1"
     server_version = "runcomfy-simulator/1"
@@ -73,94 +50,11 @@ class Handler(BaseHTTPRequestHandler):
         """Silenced: the simulator keeps its own structured log."""
 
     def do_GET(self) -> None:
-        self._handle()
+        transport: Transport = self.server.transport  # type: ignore[attr-defined]
+        body, body_error = self._read_body(transport.max_body_bytes())
+        self._send(transport.respond(self.command, self.path, self.headers, body, body_error), transport.stopping)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
-
-    # -- request ----------------------------------------------------------------
-    @property
-    def sim(self) -> "Simulator":
-        return self.server.sim  # type: ignore[attr-defined]
-
-    def _handle(self) -> None:
-        sim = self.sim
-        split = urlsplit(self.path)
-        path = unquote(split.path)
-        query = {key: values[-1] for key, values in parse_qs(split.query).items()}
-        body, body_error = self._read_body(sim.options.max_body_bytes)
-        if path == "/_sim" or path.startswith("/_sim/"):
-            reply = body_error or sim.control.handle(self.command, path, query, body, self.headers.get("Authorization"))
-            self._send(reply)
-            return
-        authorization = self.headers.get("Authorization")
-        req = Incoming(
-            method=self.command, path=path, query=query, token=bearer_token(authorization),
-            auth_header_sent=authorization is not None, body=body,
-            base_url=sim.base_url_for(self.headers.get("Host")),
-        )
-        route, params, reply = resolve(self.command, path)
-        fault: FaultRule | None = None
-        if body_error is not None:
-            reply = body_error
-        elif reply is None:
-            req.request_id = params.get("request_id")
-            req.model_id = params.get("model_id") or sim.model_of(req.request_id)
-            fault = sim.faults.take(route, req.model_id, req.request_id)
-            if fault is not None and not fault.after_processing and fault.kind not in FILE_KINDS:
-                reply = self._fault_reply(fault, None)
-            if reply is None:
-                reply = self._dispatch(route, params, req, fault)
-            if fault is not None and fault.after_processing:
-                reply = self._fault_reply(fault, reply) or reply
-        sent_status = None if reply.mode == "drop" else reply.status
-        sim.log.append(LogRecord(
-            time=round(time.monotonic() - sim.started_mono, 6), method=self.command, path=path, route=route,
-            status=sent_status, request_id=req.request_id, model_id=req.model_id,
-            auth_header_sent=req.auth_header_sent, fault=fault.kind if fault else None,
-            account=req.account, note=req.note,
-        ))
-        self._send(reply)
-
-    def _dispatch(self, route: str, params: dict[str, str], req: Incoming, fault: FaultRule | None) -> Reply:
-        api = self.sim.api
-        if route == "submit":
-            return api.submit(req, params["model_id"])
-        if route == "model":
-            return api.model(req, params["model_id"])
-        if route == "status":
-            return api.status(req, params["request_id"])
-        if route == "result":
-            return api.result(req, params["request_id"])
-        if route == "cancel":
-            return api.cancel(req, params["request_id"])
-        file_fault = fault if fault is not None and fault.kind in FILE_KINDS else None
-        return self.sim.files.serve(req, params["request_id"], params["name"], file_fault)
-
-    def _fault_reply(self, fault: FaultRule, processed: Reply | None) -> Reply | None:
-        """The answer a generic fault produces; None means "carry on" (a delay)."""
-        if fault.kind == "delay":
-            self.sim.stopping.wait(fault.seconds if fault.seconds is not None else 1.0)
-            return processed
-        if fault.kind == "drop":
-            return Reply(0, mode="drop")
-        if fault.kind == "malformed_json":
-            good = processed.body if processed is not None and processed.body else b'{"request_id":"'
-            return Reply(200, good[: max(1, len(good) // 2)])
-        if fault.kind == "ok_with_error_code":
-            code = fault.error_code if fault.error_code is not None else 500001
-            return error_reply(200, code, fault.error_message or "Internal server error; retry with backoff",
-                               detail=fault.detail)
-        status = fault.status or 500
-        headers = [("Retry-After", str(fault.retry_after))] if fault.retry_after is not None else []
-        if fault.body is not None:
-            return Reply(status, fault.body.encode("utf-8"), fault.content_type or "text/html; charset=utf-8", headers)
-        code = fault.error_code if fault.error_code is not None else default_error_code(status)
-        try:
-            phrase = HTTPStatus(status).phrase
-        except ValueError:
-            phrase = "Error"
-        return error_reply(status, code, fault.error_message or f"{phrase} (injected)", detail=fault.detail,
-                           headers=headers)
 
     def _read_body(self, limit: int) -> tuple[bytes, Reply | None]:
         """The request body, or a 413/400 answer. An oversized body is drained
@@ -216,8 +110,7 @@ class Handler(BaseHTTPRequestHandler):
             return b"", too_large(limit)
         return b"".join(parts), None
 
-    # -- answer -----------------------------------------------------------------
-    def _send(self, reply: Reply) -> None:
+    def _send(self, reply: Reply, stopping: threading.Event) -> None:
         if reply.mode == "drop":
             self.close_connection = True
             try:
@@ -234,7 +127,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Transfer-Encoding", "chunked")
         else:
             self.send_header("Content-Length", str(reply.size if reply.mode == "oversize" else len(reply.body)))
-        if reply.close or reply.mode == "truncate" or self.close_connection:
+        if reply.mode == "truncate" or self.close_connection:
             self.send_header("Connection", "close")
             self.close_connection = True
         self.end_headers()
@@ -243,33 +136,48 @@ class Handler(BaseHTTPRequestHandler):
         try:
             if reply.mode == "truncate":
                 self.wfile.write(reply.body[: reply.size])
-                self.close_connection = True
             elif reply.mode == "trickle":
-                self._trickle(reply)
+                self._trickle(reply, stopping)
             elif reply.mode == "oversize":
-                self._stream_oversize(reply)
+                self._stream_oversize(reply, stopping)
             elif reply.body:
                 self.wfile.write(reply.body)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError, socket.timeout):
             self.close_connection = True
 
-    def _trickle(self, reply: Reply) -> None:
-        pieces = 50
-        step = max(1, -(-len(reply.body) // pieces))
-        pause = reply.seconds / pieces
-        for offset in range(0, len(reply.body), step):
-            if offset and self.sim.stopping.wait(pause):
+    def _trickle(self, reply: Reply, stopping: threading.Event) -> None:
+        """``reply.size`` bytes, then a pause of ``reply.seconds``, until the body is out."""
+        for offset in range(0, len(reply.body), reply.size):
+            if offset and self._gone_within(reply.seconds, stopping):
                 self.close_connection = True
                 return
-            self.wfile.write(reply.body[offset: offset + step])
+            self.wfile.write(reply.body[offset: offset + reply.size])
 
-    def _stream_oversize(self, reply: Reply) -> None:
+    def _gone_within(self, seconds: float, stopping: threading.Event) -> bool:
+        """Wait ``seconds``; True as soon as the client hangs up or the simulator stops.
+
+        A hang-up shows as the socket turning readable with nothing to read,
+        which a 50 ms ``select`` notices long before the next write would fail.
+        """
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0 and not stopping.is_set():
+            readable, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+            try:
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return True
+            except OSError:
+                return True
+            if readable:  # a pipelined request waits its turn; do not spin on it
+                stopping.wait(min(left, 0.05))
+        return stopping.is_set()
+
+    def _stream_oversize(self, reply: Reply, stopping: threading.Event) -> None:
         """Send ``reply.size`` bytes: the real file's start, then zeros."""
         chunk_size = 1 << 20
         zeros = bytes(chunk_size)
         sent = 0
         while sent < reply.size:
-            if self.sim.stopping.is_set():
+            if stopping.is_set():
                 self.close_connection = True
                 return
             piece = reply.body[sent: sent + chunk_size] if sent < len(reply.body) else zeros

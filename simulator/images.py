@@ -13,6 +13,8 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import struct
+import zlib
 from typing import Iterable
 
 import numpy as np
@@ -39,6 +41,8 @@ FORMATS: dict[str, tuple[str, str, str]] = {
     "jpeg": ("JPEG", "jpg", "image/jpeg"),
     "webp": ("WEBP", "webp", "image/webp"),
 }
+DEFECTS = ("gif", "corrupt_png", "corrupt_jpeg", "huge_png", "truncated_image")
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def nearest_ratio(width: int, height: int) -> str:
@@ -134,3 +138,27 @@ def render(
     else:
         image.save(out, pil_format, quality=85, method=0)
     return out.getvalue()
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def defective(kind: str, good: bytes) -> bytes:
+    """Bytes that pass for an image file at a glance (signature, Content-Type,
+    length) but that no careful client may hand on as a result. ``good`` is
+    the real render, used by ``truncated_image``."""
+    if kind == "truncated_image":
+        return good[: len(good) // 2]
+    if kind == "huge_png":  # a well-formed header announcing 10^10 pixels
+        header = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+        return (_PNG_SIGNATURE + _png_chunk(b"IHDR", header) + _png_chunk(b"IDAT", zlib.compress(b""))
+                + _png_chunk(b"IEND", b""))
+    small = io.BytesIO()
+    Image.new("RGB", (64, 64), (200, 40, 40)).save(small, {"gif": "GIF", "corrupt_png": "PNG", "corrupt_jpeg": "JPEG"}[kind])
+    data = small.getvalue()
+    if kind == "corrupt_png":  # the header's width overwritten: its CRC no longer matches
+        return data[:16] + b"\xff" * 4 + data[20:]
+    if kind == "corrupt_jpeg":  # the JFIF header and the start of the tables zeroed
+        return data[:4] + bytes(60) + data[64:]
+    return data  # a real GIF, served where a PNG, JPEG or WebP was asked for

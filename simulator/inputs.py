@@ -15,6 +15,7 @@ import binascii
 import hashlib
 import http.client
 import io
+import ipaddress
 import re
 import warnings
 from dataclasses import dataclass
@@ -22,13 +23,22 @@ from urllib.parse import urljoin, urlsplit
 
 from PIL import Image, UnidentifiedImageError
 
-from ..client.config import is_loopback_host
-
 MAX_FETCH_BYTES = 50 * 1000 * 1000  # "images <= 50 MB" on RunComfy's model pages
 FETCH_TIMEOUT_SECONDS = 10.0
 MAX_REDIRECTS = 3
-_DATA_URI = re.compile(r"^data:image/([A-Za-z0-9.+-]+);base64,(.*)$", re.DOTALL)
+# RFC 2397: the scheme, the media type and ";base64" are case-insensitive.
+_DATA_URI = re.compile(r"^data:image/([A-Za-z0-9.+-]+);base64,(.*)$", re.DOTALL | re.IGNORECASE)
 _OPAQUE_FORMATS = ("heic", "heif")  # accepted by the real model, not decodable by Pillow here
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """localhost or a loopback address: the only hosts the simulator ever connects to."""
+    if not host:
+        return False
+    try:
+        return host.lower() == "localhost" or ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class InputError(ValueError):

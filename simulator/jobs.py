@@ -10,23 +10,26 @@ so a completed result can always be downloaded.
 Job scripts make the next submitted jobs misbehave in ways the real service
 was seen (or may be expected) to: fail, be blocked by the safety filter, never
 finish, report success on /status but failure on /result, use unusual status
-words, or put their files on another host.
+words, complete with an error or without images, list malformed URLs, serve
+files that are no usable image, or put their files on another host.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import secrets
 import threading
 import time
 import uuid
 from collections import deque
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 from .billing import Account, usd_to_micros
+from .images import DEFECTS, SIZES_1K
 from .inputs import InputImage
-from .options import check_status_words
+from .options import check_status_words, known_fields
 
 IN_QUEUE, IN_PROGRESS, COMPLETED, FAILED, CANCELLED = (
     "in_queue", "in_progress", "completed", "failed", "cancelled",
@@ -36,6 +39,7 @@ OUTCOMES = (
     "completed", "failed", "blocked", "never_finishes", "queued_forever",
     "status_completed_result_failed", "cancelled_by_server",
 )
+OUTPUTS = ("files", "no_images", "empty", "null", "absent")
 SAFETY_MESSAGE = "Image generation blocked by the safety filter (PROHIBITED_CONTENT); rephrase the prompt"
 _DEFAULT_ERRORS: dict[str, tuple[str, str]] = {
     # outcome -> (message, code used when errors are objects)
@@ -52,10 +56,25 @@ class JobScript:
 
     ``model_id`` restricts the script to submits of that model; ``count`` is
     how many jobs it applies to. ``reason``/``error_code`` replace the default
-    error message/code of a failing outcome. ``output_host`` puts another host
-    in the output URLs (a loopback IP keeps scheme and port; a name such as
-    ``cdn.runcomfy.net`` becomes ``https://name``; a full ``scheme://host``
-    base is used as is). ``status_words`` renames states for this job only.
+    error message/code of a failing outcome; on ``completed`` they put an
+    ``error`` beside the output (e.g. ``reason="safety: blocked"``).
+    ``output_host`` puts another host in the output URLs (a loopback IP keeps
+    scheme and port; a name such as ``cdn.runcomfy.net`` becomes
+    ``https://name``; a full ``scheme://host`` base is used as is).
+    ``status_words`` renames states for this job only.
+
+    What a completed job hands back:
+
+    - ``output``: ``files`` (the URLs), ``no_images`` (``{"images": []}``),
+      ``empty`` (``{}``), ``null`` (``"output": null``), ``absent`` (no key).
+    - ``output_urls``: these URLs instead of the real ones; ``{url}`` in one
+      stands for the real URL of the same index (e.g. ``"{url}\\tx"``, a tab).
+    - ``file_content``: ``image`` (a real render), or bytes that pass for one
+      at a glance: ``gif``, ``corrupt_png``, ``corrupt_jpeg``, ``huge_png``
+      (a header announcing 100000x100000 pixels), ``truncated_image`` (the
+      first half of the render, served whole).
+    - ``aspect_ratios``: image ``i`` gets ``aspect_ratios[i % n]`` instead of
+      the asked ratio, so one job can mix orientations and sizes.
     """
 
     outcome: str = "completed"
@@ -67,10 +86,25 @@ class JobScript:
     run_seconds: float | None = None
     output_host: str | None = None
     status_words: Mapping[str, str] | None = None
+    output: str = "files"
+    output_urls: tuple[str, ...] | None = None
+    file_content: str = "image"
+    aspect_ratios: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        if self.outcome not in OUTCOMES:
-            raise ValueError(f"outcome must be one of {OUTCOMES}, got {self.outcome!r}")
+        for name, choices in (("outcome", OUTCOMES), ("output", OUTPUTS), ("file_content", ("image", *DEFECTS))):
+            if getattr(self, name) not in choices:
+                raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
+        for name, allowed in (("output_urls", None), ("aspect_ratios", ("auto", *SIZES_1K))):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if isinstance(values, str) or not values or not all(isinstance(v, str) for v in values):
+                raise ValueError(f"{name} must be None or a non-empty list of strings")
+            if allowed and not set(values) <= set(allowed):
+                raise ValueError(f"{name} must be among {allowed}")
+            object.__setattr__(self, name, tuple(values))
+        object.__setattr__(self, "status_words", dict(self.status_words) if self.status_words else None)
         if not isinstance(self.count, int) or self.count < 1:
             raise ValueError("count must be an int >= 1")
         for name in ("queue_seconds", "run_seconds"):
@@ -80,19 +114,12 @@ class JobScript:
         check_status_words(self.status_words)
 
     @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> "JobScript":
+    def from_json(cls, data: Any) -> "JobScript":
         """Build from a control-endpoint payload; unknown keys are an error."""
-        if not isinstance(data, Mapping):
-            raise ValueError("a job script must be a JSON object")
-        unknown = set(data) - {f.name for f in dataclasses.fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown job script field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return cls(**known_fields(cls, data, "job script"))
 
     def to_json(self) -> dict[str, Any]:
-        data = dataclasses.asdict(self)
-        data["status_words"] = dict(self.status_words) if self.status_words else None
-        return data
+        return dataclasses.asdict(self)
 
 
 DEFAULT_SCRIPT = JobScript()
@@ -181,8 +208,11 @@ class Job:
         return self.created_wall + timedelta(seconds=finished - self.created_mono)
 
     def error(self, now: float) -> tuple[str, str] | None:
-        """(message, code) of a failed or cancelled job, else None."""
+        """(message, code) of a failed or cancelled job, or of a completed one
+        scripted with a ``reason``; else None."""
         state = self.state(now)
+        if state == COMPLETED:
+            return (self.script.reason, self.script.error_code or "completed_with_error") if self.script.reason else None
         if state == CANCELLED:
             if self.cancelled_mono is not None:
                 return "Request cancelled by the user", "cancelled"
@@ -228,7 +258,6 @@ class JobStore:
         self._stored: deque[Job] = deque()
         self._stored_bytes = 0
 
-    # -- clock ---------------------------------------------------------------
     def now(self) -> float:
         """Simulator time: monotonic, plus however far tests advanced it."""
         return time.monotonic() + self._offset
@@ -240,17 +269,17 @@ class JobStore:
         with self._lock:
             self._offset += seconds
 
-    # -- accounts ------------------------------------------------------------
-    def add_account(self, token: str, balance_usd: float, name: str | None = None) -> Account:
+    def add_account(self, token: str | None, balance_usd: float, name: str | None = None) -> str:
+        """Open an account; returns its token (a generated one unless given)."""
+        token = token or secrets.token_urlsafe(32)
         with self._lock:
             if token in self._accounts:
                 raise ValueError("that token already belongs to an account")
             name = name or f"account-{len(self._accounts) + 1}"
             if any(a.name == name for a in self._accounts.values()):
                 raise ValueError(f"account name {name!r} is taken")
-            account = Account(name, usd_to_micros(balance_usd))
-            self._accounts[token] = account
-            return account
+            self._accounts[token] = Account(name, usd_to_micros(balance_usd))
+            return token
 
     def account_for_token(self, token: str | None) -> Account | None:
         if not token:
@@ -279,7 +308,6 @@ class JobStore:
         with self._lock:
             account.funds_micros += usd_to_micros(balance_usd) - self.balance_micros(account)
 
-    # -- scripts -------------------------------------------------------------
     def add_script(self, script: JobScript) -> JobScript:
         with self._lock:
             self._scripts.append([script, script.count])
@@ -303,7 +331,6 @@ class JobStore:
                 return script
         return DEFAULT_SCRIPT
 
-    # -- jobs ----------------------------------------------------------------
     def create(
         self,
         *,
@@ -316,7 +343,6 @@ class JobStore:
         run_seconds: float,
         refund_on_failure: bool,
         max_active_jobs: int | None,
-        on_created: Callable[[Job], None] | None = None,
     ) -> Job:
         """Check the balance, bill and create the job, atomically.
 
@@ -360,8 +386,6 @@ class JobStore:
                 refund_on_failure=refund_on_failure,
             )
             self._jobs[job.request_id] = job
-            if on_created is not None:
-                on_created(job)
             return job
 
     def get(self, request_id: str) -> Job | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,13 +38,17 @@ class LogRecord:
 
 
 class RequestLog:
-    """Append-only, thread-safe list of ``LogRecord``s."""
+    """Append-only, thread-safe list of ``LogRecord``s, timed from ``started``
+    (the simulator's start, in ``time.monotonic()`` seconds)."""
 
     def __init__(self) -> None:
+        self.started = time.monotonic()
         self._lock = threading.Lock()
         self._records: list[LogRecord] = []
 
-    def append(self, record: LogRecord) -> None:
+    def add(self, **fields: Any) -> None:
+        """Record one request, stamped with the time since ``started``."""
+        record = LogRecord(time=round(time.monotonic() - self.started, 6), **fields)
         with self._lock:
             self._records.append(record)
 

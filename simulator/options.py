@@ -14,12 +14,14 @@ from typing import Any, Mapping
 
 MIB = 1024 * 1024
 STATUS_WORDS = ("in_queue", "in_progress", "completed", "failed", "cancelled")
+INPUT_RULES = ("unknown_fields", "blank_prompt", "seed_int32")  # see validation.py
 
-_CHOICES: dict[str, tuple[Any, ...]] = {
+CHOICES: dict[str, tuple[Any, ...]] = {
     "auth_error_status": (401, 400),
     "error_style": ("string", "object"),
     "output_style": ("images", "image", "both"),
     "cancel_body": ("both", "status", "outcome"),
+    "pricing": ("by_resolution", "flat", "prose", "base_only", "missing"),
 }
 
 
@@ -52,6 +54,13 @@ class Options:
     - ``file_wait_seconds``: how long the file route waits for a render.
     - ``max_file_bytes``: output files kept in memory; beyond it the oldest
       jobs' files expire (403), so a long benchmark cannot exhaust memory.
+    - ``pricing``: what ``GET /v1/models/{id}`` says and what a submit bills
+      (see ``billing.py``): ``by_resolution`` (default), ``flat`` (one price
+      per image whatever the resolution), ``prose`` (billed by resolution, the
+      note in words no parser reads), ``base_only`` (no note), ``missing``
+      (no price fields at all). Only ``flat`` changes what is billed.
+    - ``input_rules``: refusals the docs do not state, opted into by name
+      (``unknown_fields``, ``blank_prompt``, ``seed_int32``; see ``validation.py``).
     """
 
     queue_seconds: float = 1.0
@@ -68,9 +77,11 @@ class Options:
     max_body_bytes: int = 64 * MIB
     file_wait_seconds: float = 30.0
     max_file_bytes: int = 1024 * MIB
+    pricing: str = "by_resolution"
+    input_rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
-        for name, choices in _CHOICES.items():
+        for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
         for name in ("queue_seconds", "run_seconds", "file_wait_seconds"):
@@ -82,20 +93,29 @@ class Options:
             raise ValueError("max_active_jobs must be None or >= 1")
         if self.max_body_bytes < 1 or self.max_file_bytes < 1:
             raise ValueError("max_body_bytes and max_file_bytes must be positive")
+        if not set(self.input_rules) <= set(INPUT_RULES):
+            raise ValueError(f"input_rules must be among {INPUT_RULES}, got {self.input_rules!r}")
         object.__setattr__(self, "status_words", dict(self.status_words))
+        object.__setattr__(self, "input_rules", tuple(self.input_rules))
 
     def replace(self, **changes: Any) -> "Options":
         """A copy with ``changes`` applied; unknown names are an error, not ignored."""
-        unknown = set(changes) - {f.name for f in dataclasses.fields(self)}
-        if unknown:
-            raise ValueError(f"unknown option(s): {', '.join(sorted(unknown))}")
-        return dataclasses.replace(self, **changes)
+        return dataclasses.replace(self, **known_fields(Options, changes, "option"))
 
     def to_json(self) -> dict[str, Any]:
         """Plain JSON-able dict, for the control endpoint."""
-        data = dataclasses.asdict(self)
-        data["status_words"] = dict(self.status_words)
-        return data
+        return dataclasses.asdict(self)
+
+
+def known_fields(cls: type, data: Any, what: str) -> dict[str, Any]:
+    """``data`` as keyword arguments of the dataclass ``cls`` (its ``id``, if
+    any, excluded): a typo in a control payload must fail, not be ignored."""
+    if not isinstance(data, Mapping):
+        raise ValueError(f"a {what} must be a JSON object")
+    unknown = set(data) - {f.name for f in dataclasses.fields(cls) if f.name != "id"}
+    if unknown:
+        raise ValueError(f"unknown {what} field(s): {', '.join(sorted(unknown))}")
+    return dict(data)
 
 
 def check_status_words(words: Mapping[str, str] | None) -> None:

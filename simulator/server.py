@@ -23,15 +23,16 @@ import time
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable, TypeVar
 
-from .billing import micros_to_usd
+from .api import Api
+from .billing import Account, micros_to_usd
 from .control import Control
 from .faults import FaultBook, FaultRule
 from .files import FileRoute
-from .handler import Handler
+from .handler import Handler, Transport
 from .jobs import Job, JobScript, JobStore
 from .log import LogRecord, RequestLog
-from .api import Api
 from .options import Options
+from .routes import Router
 from .work import RenderPool
 
 T = TypeVar("T")
@@ -46,9 +47,9 @@ class _HTTPServer(ThreadingHTTPServer):
     block_on_close = False
     request_queue_size = 128  # the default 5 drops SYNs of a burst of clients (a 1 s retransmit stall)
 
-    def __init__(self, address: tuple[str, int], sim: "Simulator", family: socket.AddressFamily) -> None:
+    def __init__(self, address: tuple[str, int], transport: Transport, family: socket.AddressFamily) -> None:
         self.address_family = family
-        self.sim = sim
+        self.transport = transport
         self._open: set[socket.socket] = set()
         self._open_lock = threading.Lock()
         super().__init__(address, Handler)
@@ -77,9 +78,12 @@ class _HTTPServer(ThreadingHTTPServer):
             return
         super().handle_error(request, client_address)
 
-    def close_open_connections(self) -> None:
+    def open_connections(self) -> list[socket.socket]:
         with self._open_lock:
-            sockets = list(self._open)
+            return list(self._open)
+
+    def close_open_connections(self) -> None:
+        sockets = self.open_connections()
         for sock in sockets:
             try:
                 sock.shutdown(socket.SHUT_RDWR)
@@ -113,35 +117,35 @@ class Simulator:
         **option_overrides: Any,
     ) -> None:
         timings = {k: v for k, v in (("queue_seconds", queue_seconds), ("run_seconds", run_seconds)) if v is not None}
-        self._initial_options = (options or Options()).replace(**timings, **option_overrides)
-        self._options = self._initial_options
+        self._initial_options = self._options = (options or Options()).replace(**timings, **option_overrides)
         self.host = host
         self.requested_port = port
         self.token: str = token or secrets.token_urlsafe(32)
         self._initial_balance = balance
-        self.started_mono = time.monotonic()
         self.stopping = threading.Event()
         self.log = RequestLog()
+        self.started_mono = self.log.started
         self.faults = FaultBook()
         self.store = JobStore()
-        self.pool = RenderPool(
-            render_workers, self.log, self.store.now, lambda: round(time.monotonic() - self.started_mono, 6),
-            lambda job, files: self.store.keep_files(job, files, self._options.max_file_bytes),
-        )
-        self.api = Api(self.store, self.pool, lambda: self._options)
-        self.files = FileRoute(self.store, lambda: self._options, self.stopping)
-        self.control = Control(self)
+        self.pool = RenderPool(render_workers, self.log, self.store.now,
+                               lambda job, files: self.store.keep_files(job, files, self._options.max_file_bytes))
+        api = Api(self.store, self.pool, lambda: self._options)
+        control = Control(token=self.token, account_name=self.account_name, store=self.store, faults=self.faults,
+                          log=self.log, options=lambda: self._options, configure=self.configure, reset=self.reset,
+                          url=lambda: self.url)
+        router = Router(api=api, files=FileRoute(self.store, lambda: self._options, self.stopping), control=control,
+                        faults=self.faults, log=self.log, base_url_for=self.base_url_for)
+        self._transport = Transport(router.respond, lambda: self._options.max_body_bytes, self.stopping)
         self._server: _HTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.store.add_account(self.token, balance, self.account_name)
 
-    # -- lifecycle ---------------------------------------------------------------
     def start(self) -> "Simulator":
         """Bind and serve in a daemon thread; returns self."""
         if self._server is not None:
             return self
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._server = _HTTPServer((self.host, self.requested_port), self, family)
+        self._server = _HTTPServer((self.host, self.requested_port), self._transport, family)
         self._thread = threading.Thread(
             target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="sim-http", daemon=True
         )
@@ -152,6 +156,7 @@ class Simulator:
         """Stop serving, cut open connections, release waiting handlers and workers."""
         server, self._server = self._server, None
         self.stopping.set()
+        self.faults.clear(close=True)
         self.pool.stop()
         if server is None:
             return
@@ -167,7 +172,6 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    # -- addresses ---------------------------------------------------------------
     @property
     def port(self) -> int:
         if self._server is None:
@@ -189,7 +193,6 @@ class Simulator:
             return f"http://{host_header}"
         return self.url
 
-    # -- behaviour ---------------------------------------------------------------
     @property
     def options(self) -> Options:
         return self._options
@@ -217,6 +220,18 @@ class Simulator:
     def clear_faults(self) -> None:
         self.faults.clear()
 
+    def release(self, rule: FaultRule) -> None:
+        """Let the requests a ``hold`` (or ``delay``) rule holds go on, now and later."""
+        self.faults.release(rule.id)
+
+    def held(self, rule: FaultRule) -> int:
+        """How many requests wait behind a ``hold``/``delay`` rule right now."""
+        return self.faults.held(rule.id)
+
+    def open_connections(self) -> int:
+        """Client connections the server has open (a trickle ends with its client)."""
+        return len(self._server.open_connections()) if self._server is not None else 0
+
     def script_next_jobs(self, outcome: str = "completed", **params: Any) -> JobScript:
         """Make the next ``count`` submitted jobs behave as scripted; see ``JobScript``."""
         return self.store.add_script(JobScript(outcome=outcome, **params))
@@ -224,14 +239,11 @@ class Simulator:
     def clear_scripts(self) -> None:
         self.store.clear_scripts()
 
-    # -- accounts ------------------------------------------------------------------
     def add_account(self, balance: float = 10.0, *, name: str | None = None, token: str | None = None) -> str:
         """Create another account; returns its (generated) token."""
-        token = token or secrets.token_urlsafe(32)
-        self.store.add_account(token, balance, name)
-        return token
+        return self.store.add_account(token, balance, name)
 
-    def _account(self, token: str | None):  # noqa: ANN202 - Account
+    def _account(self, token: str | None) -> Account:
         account = self.store.account_for_token(token or self.token)
         if account is None:
             raise KeyError("no account has that token")
@@ -244,13 +256,9 @@ class Simulator:
     def set_balance(self, amount: float, token: str | None = None) -> None:
         self.store.set_balance(self._account(token), amount)
 
-    # -- observation ---------------------------------------------------------------
     def requests(self, **filters: Any) -> list[LogRecord]:
         """Logged requests matching ``filters`` (any ``LogRecord`` field)."""
         return self.log.records(**filters)
-
-    def clear_log(self) -> None:
-        self.log.clear()
 
     @property
     def jobs(self) -> dict[str, Job]:
@@ -265,10 +273,6 @@ class Simulator:
     def state(self, request_id: str) -> str:
         """The true state of a job now (what /result would report)."""
         return self.job(request_id).state(self.store.now())
-
-    def model_of(self, request_id: str | None) -> str | None:
-        job = self.store.get(request_id) if request_id else None
-        return job.model_id if job else None
 
     def wait_until(self, predicate: Callable[[], T], timeout: float = 5.0, interval: float = 0.005) -> T:
         """Poll ``predicate`` until it returns something truthy; TimeoutError after ``timeout``."""

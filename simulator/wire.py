@@ -1,9 +1,10 @@
-"""What an answer looks like before it is written to the socket.
+"""What a request and an answer look like between the socket and the endpoints.
 
-Endpoint code returns a ``Reply``; the HTTP handler writes it. Keeping the two
-apart lets fault injection replace or distort an answer (drop it, cut it off,
-trickle it) after the endpoint has done its work, which is exactly the "the
-server did it but the answer was lost" case the client must survive.
+Endpoint code takes an ``Incoming`` and returns a ``Reply``; the HTTP handler
+writes it. Keeping the two apart lets fault injection replace or distort an
+answer (drop it, cut it off, trickle it) after the endpoint has done its work,
+which is exactly the "the server did it but the answer was lost" case the
+client must survive.
 """
 
 from __future__ import annotations
@@ -13,6 +14,40 @@ from dataclasses import dataclass, field
 from typing import Any
 
 JSON = "application/json"
+TRUE_WORDS = ("1", "true", "yes", "on")
+
+
+@dataclass
+class Incoming:
+    """One parsed /v1 request, plus what the router should log about it.
+
+    ``token`` lives only here, for the duration of the request; it is never
+    copied into the log or a job.
+    """
+
+    method: str
+    path: str
+    query: dict[str, str]
+    token: str | None = field(repr=False)
+    auth_header_sent: bool
+    body: bytes
+    base_url: str
+    account: str | None = None
+    request_id: str | None = None
+    model_id: str | None = None
+
+    def flag(self, name: str) -> bool:
+        return self.query.get(name, "").strip().lower() in TRUE_WORDS
+
+
+def bearer_token(header: str | None) -> str | None:
+    """The token of ``Authorization: Bearer <token>`` (scheme case-insensitive)."""
+    if not header:
+        return None
+    scheme, _, value = header.strip().partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
 
 
 @dataclass
@@ -22,7 +57,8 @@ class Reply:
     - ``normal``: status, headers, body with its Content-Length.
     - ``drop``: close the connection without a byte.
     - ``truncate``: announce ``len(body)`` but send only ``size`` bytes, then close.
-    - ``trickle``: send the body in small pieces spread over ``seconds``.
+    - ``trickle``: send the body ``size`` bytes at a time, ``seconds`` apart,
+      while the client stays connected.
     - ``oversize``: stream ``size`` bytes starting with ``body`` (chunked if ``chunked``).
     """
 
@@ -34,7 +70,6 @@ class Reply:
     size: int = 0
     seconds: float = 0.0
     chunked: bool = False
-    close: bool = False
 
 
 def json_reply(status: int, payload: Any, headers: list[tuple[str, str]] | None = None) -> Reply:

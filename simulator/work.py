@@ -22,7 +22,7 @@ from PIL import Image
 from . import images
 from .inputs import FetchError, InputError, inspect_image, fetch
 from .jobs import Job
-from .log import LogRecord, RequestLog
+from .log import RequestLog
 
 _STOP = object()
 
@@ -39,14 +39,12 @@ class RenderPool:
         workers: int,
         log: RequestLog,
         clock: Callable[[], float],
-        log_time: Callable[[], float],
         keep_files: Callable[[Job, list[bytes]], None],
     ) -> None:
         self._workers = max(1, workers)
         self._keep_files = keep_files
         self._log = log
         self._clock = clock
-        self._log_time = log_time
         self._queue: "queue.Queue[object]" = queue.Queue()
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -112,19 +110,17 @@ class RenderPool:
             digests.append(item.digest if item.url is None else _digest(data))
             if item.index == 0:
                 first = (data, size)
-        width, height = images.expected_size(
-            str(job.inputs.get("aspect_ratio", "auto")), str(job.inputs.get("resolution", "1K")), first[1]
-        )
+        ratios = job.script.aspect_ratios or (str(job.inputs.get("aspect_ratio", "auto")),)
         base = Image.open(io.BytesIO(first[0])) if first[0] is not None and first[1] is not None else None
-        files = []
+        files, sizes = [], []
         for index in range(job.num_images):
             if job.cancelled_mono is not None:
                 return
+            sizes.append(images.expected_size(ratios[index % len(ratios)], str(job.inputs.get("resolution", "1K")), first[1]))
             seed = images.render_seed(str(job.inputs.get("prompt", "")), int(job.inputs.get("seed", 0)), index, digests)
-            files.append(
-                images.render(width, height, rng_seed=seed, output_format=str(job.inputs.get("output_format", "png")), base=base)
-            )
-        job.output_size = (width, height)
+            data = images.render(*sizes[-1], rng_seed=seed, output_format=str(job.inputs.get("output_format", "png")), base=base)
+            files.append(data if job.script.file_content == "image" else images.defective(job.script.file_content, data))
+        job.output_size = sizes[0]
         self._keep_files(job, files)
 
     def _fetch(self, job: Job, url: str) -> bytes:
@@ -138,12 +134,8 @@ class RenderPool:
             note = str(exc)
             raise
         finally:
-            self._log.append(
-                LogRecord(
-                    time=self._log_time(), method="GET", path=urlsplit(url).path or "/", route="input_fetch",
-                    status=status, request_id=job.request_id, model_id=job.model_id, note=note,
-                )
-            )
+            self._log.add(method="GET", path=urlsplit(url).path or "/", route="input_fetch",
+                          status=status, request_id=job.request_id, model_id=job.model_id, note=note)
 
 
 def _digest(data: bytes | None) -> str:

@@ -1,4 +1,7 @@
-"""The client's pure parts: schema checks, configuration, error mapping, pacing, URL rules."""
+"""The client's pure parts: schema checks, configuration, error mapping, pacing, URL rules.
+
+The bundled schemas are compared with the model pages in ``test_contract.py``.
+"""
 
 from __future__ import annotations
 
@@ -16,39 +19,6 @@ responses = pack_import("client.responses")
 pacing = pack_import("client.pacing")
 formats = pack_import("client.formats")
 download = pack_import("client.download")
-
-SEEDS = PACK_ROOT.parent / "shared" / "seeds"
-
-
-def _seed_schema(filename: str) -> dict:
-    """The input schema JSON embedded in a model page as published."""
-    text = (SEEDS / filename).read_text(encoding="utf-8")
-    start = text.rindex("{", 0, text.index('"required"'))
-    depth = 0
-    for offset, char in enumerate(text[start:]):
-        depth += (char == "{") - (char == "}")
-        if depth == 0:
-            return json.loads(text[start : start + offset + 1])
-    raise AssertionError("unbalanced schema")
-
-
-@pytest.mark.skipif(not SEEDS.is_dir(), reason="shared/seeds not beside the repo")
-@pytest.mark.parametrize(
-    "model_id, seed_file",
-    [
-        (schemas.TEXT_TO_IMAGE, "nano-banana-2-text-to-image-api.txt"),
-        (schemas.EDIT, "nano-banana-2-edit-api.txt"),
-    ],
-)
-def test_bundled_schema_matches_the_model_page(model_id, seed_file):
-    published = _seed_schema(seed_file)
-    ours = schemas.get_schema(model_id).input_schema
-    assert ours["required"] == published["required"]
-    assert list(ours["properties"]) == list(published["properties"])
-    for name, spec in published["properties"].items():
-        for key, value in spec.items():
-            if key not in ("title", "description"):
-                assert ours["properties"][name][key] == value, (name, key)
 
 
 def test_defaults_are_valid_and_independent_copies():

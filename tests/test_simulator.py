@@ -2,7 +2,9 @@
 
 These tests pin the simulator to ``runcomfy-api.md`` (shapes, codes, the
 lifecycle) and check that every fault and job script does what it says, so the
-client's tests can rely on it. They synchronise on the simulator's own state
+client's tests can rely on it (the faults issue 8 needs are in
+``test_simulator_faults.py``, model info and prices in
+``test_simulator_models.py``). They synchronise on the simulator's own state
 (``sim.advance`` moves its clock, ``sim.wait_until`` polls with a deadline),
 never on a bare sleep.
 """
@@ -10,12 +12,14 @@ never on a bare sleep.
 from __future__ import annotations
 
 import base64
+import graphlib
 import io
 import json
 import os
-import ssl
+import re
 import subprocess
 import sys
+import textwrap
 import time
 import uuid
 from datetime import datetime
@@ -28,74 +32,13 @@ import pytest
 from PIL import Image
 
 from packloader import PACK_ROOT, pack_import
+from simhelpers import (
+    EDIT, LONG, T2I, TLS, api, catalog, completed_file_url, download, error_of, finished_result, get, image_uri,
+    result, status, submit,
+)
 
 server = pack_import("simulator.server")
 images = pack_import("simulator.images")
-schemas = pack_import("client.schemas")
-
-T2I = schemas.TEXT_TO_IMAGE
-EDIT = schemas.EDIT
-LONG = 30.0  # seconds a scripted phase lasts; tests step over it with sim.advance()
-# Everything here is plain http on loopback; one shared TLS context spares every
-# httpx client the ~50 ms of loading the CA bundle.
-TLS = ssl.create_default_context()
-
-
-# -- helpers --------------------------------------------------------------------------
-def api(sim: Any, token: str | None = None, **kwargs: Any) -> httpx.Client:
-    """A client for /v1 with the simulator's token (or ``token``)."""
-    return httpx.Client(base_url=sim.url, headers={"Authorization": f"Bearer {token or sim.token}"}, verify=TLS, **kwargs)
-
-
-def get(url: str, **kwargs: Any) -> httpx.Response:
-    """A one-off GET without the API token (how a CDN file is fetched)."""
-    return httpx.get(url, verify=TLS, **kwargs)
-
-
-def submit(client: httpx.Client, model: str, body: dict[str, Any]) -> str:
-    response = client.post(f"/v1/models/{model}", json=body)
-    assert response.status_code == 200, response.text
-    return response.json()["request_id"]
-
-
-def status(client: httpx.Client, request_id: str) -> dict[str, Any]:
-    response = client.get(f"/v1/requests/{request_id}/status")
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def result(client: httpx.Client, request_id: str, **params: str) -> dict[str, Any]:
-    response = client.get(f"/v1/requests/{request_id}/result", params=params)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def finished_result(sim: Any, client: httpx.Client, request_id: str, **params: str) -> dict[str, Any]:
-    """Skip the job's timers, wait (with a deadline) for its render, then read /result."""
-    sim.advance_to_finish(request_id)
-    sim.wait_until(lambda: sim.state(request_id) in ("completed", "failed", "cancelled"), timeout=15)
-    return result(client, request_id, **params)
-
-
-def image_uri(size: tuple[int, int] = (300, 200), colour: tuple[int, int, int] = (220, 20, 20), fmt: str = "PNG") -> str:
-    buffer = io.BytesIO()
-    Image.new("RGB", size, colour).save(buffer, fmt)
-    return f"data:image/{fmt.lower()};base64," + base64.b64encode(buffer.getvalue()).decode()
-
-
-def download(url: str) -> Image.Image:
-    response = get(url)  # no Authorization header, as a CDN download
-    assert response.status_code == 200, response.text
-    image = Image.open(io.BytesIO(response.content))
-    image.load()
-    return image
-
-
-def error_of(response: httpx.Response, status_code: int, error_code: int) -> dict[str, Any]:
-    assert response.status_code == status_code, response.text
-    body = response.json()
-    assert body["error_code"] == error_code and body["error_message"]
-    return body
 
 
 # -- sizes ------------------------------------------------------------------------------
@@ -264,7 +207,6 @@ def test_other_accounts_request_is_forbidden_and_unknown_id_is_404(simulator: An
         (T2I, {"prompt": "p", "aspect_ratio": "7:3"}, "aspect_ratio"),
         (T2I, {"prompt": "p", "num_images": 5}, "num_images"),
         (T2I, {"prompt": "p", "resolution": "8K"}, "resolution"),
-        (T2I, {"prompt": "p", "negative_prompt": "x"}, "negative_prompt"),
         (EDIT, {"prompt": "p"}, "image_urls"),
         (EDIT, {"prompt": "p", "image_urls": ["data:image/png;base64,@@not-base64@@"]}, "image_urls[0]"),
         (EDIT, {"prompt": "p", "image_urls": [image_uri(), "data:image/png;base64," + base64.b64encode(b"hello").decode()]},
@@ -278,6 +220,17 @@ def test_invalid_inputs_get_422_with_detail(simulator: Any, model: str, body: di
     assert {"loc": ["body", field], "type": "value_error"}.items() <= answer["detail"][0].items()
     assert answer["detail"][0]["msg"]
     assert not simulator.jobs and simulator.balance() == 100.0
+
+
+def test_unknown_fields_are_ignored_unless_the_rule_refuses_them(simulator: Any) -> None:
+    body = {"prompt": "p", "negative_prompt": "x"}
+    with api(simulator) as client:
+        request_id = submit(client, T2I, body)
+        assert "negative_prompt" not in simulator.job(request_id).inputs
+        simulator.configure(input_rules=["unknown_fields"])
+        answer = error_of(client.post(f"/v1/models/{T2I}", json=body), 422, 422001)
+    assert {"loc": ["body", "negative_prompt"], "type": "value_error"}.items() <= answer["detail"][0].items()
+    assert len(simulator.jobs) == 1
 
 
 @pytest.mark.parametrize("raw", [b"{not json", b"[1, 2]", b"\xff\xfe"])
@@ -295,7 +248,7 @@ def test_unknown_model_and_model_catalog(simulator: Any) -> None:
         full = client.get(f"/v1/models/{EDIT}", params={"include_schema": "true"}).json()
     assert plain["model_id"] == EDIT and plain["price_unit"] == "output" and plain["base_price_usd"] == 0.08
     assert plain["pricing_note"] and "schema" not in plain
-    assert full["schema"] == json.loads(json.dumps(schemas.get_schema(EDIT).input_schema))
+    assert full["schema"] == catalog.input_schema(EDIT)
 
 
 def test_body_over_the_limit_is_413(simulator: Any) -> None:
@@ -571,12 +524,6 @@ def test_delay_fault(simulator: Any) -> None:
     assert [r.fault for r in simulator.requests(route="status")] == ["delay", None]
 
 
-def completed_file_url(sim: Any) -> str:
-    with api(sim) as client:
-        done = finished_result(sim, client, submit(client, T2I, {"prompt": "p", "resolution": "0.5K"}))
-    return done["output"]["images"][0]
-
-
 def test_file_redirect_faults(simulator: Any) -> None:
     sim = simulator
     url = completed_file_url(sim)
@@ -764,3 +711,40 @@ def test_cli_runs_from_the_pack_command_line_and_prints_url_and_token() -> None:
     finally:
         process.terminate()
         process.wait(timeout=5)
+
+
+def test_simulator_runs_without_httpx_or_the_client() -> None:
+    """It shares no code with the client it tests: starting it, submitting and
+    reading model info load neither httpx nor any module of ``client/``."""
+    script = textwrap.dedent(f"""
+        import http.client, importlib, importlib.util, json, sys
+        spec = importlib.util.spec_from_file_location(
+            "pack", {str(PACK_ROOT / "__init__.py")!r}, submodule_search_locations=[{str(PACK_ROOT)!r}])
+        sys.modules["pack"] = importlib.util.module_from_spec(spec)  # as __main__.py does: the nodes stay unloaded
+        server = importlib.import_module("pack.simulator.server")
+        importlib.import_module("pack.simulator.cli")
+        with server.Simulator(queue_seconds=0, run_seconds=0) as sim:
+            connection = http.client.HTTPConnection("127.0.0.1", sim.port, timeout=10)
+            headers = {{"Authorization": "Bearer " + sim.token, "Content-Type": "application/json"}}
+            connection.request("POST", "/v1/models/{T2I}", json.dumps({{"prompt": "p"}}), headers)
+            assert connection.getresponse().read() and sim.jobs
+            connection.request("GET", "/v1/models/{T2I}?include_schema=true", headers=headers)
+            assert json.loads(connection.getresponse().read())["schema"]
+        print(json.dumps(sorted(n for n in sys.modules if n.split(".")[0] == "httpx" or n.startswith("pack.client"))))
+    """)
+    env = {**os.environ, "PYTHONPATH": ""}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, env=env)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == []
+
+
+def test_simulator_modules_form_no_import_cycle_and_reach_outside_nothing() -> None:
+    graph: dict[str, set[str]] = {}
+    for path in (PACK_ROOT / "simulator").glob("*.py"):
+        source = path.read_text(encoding="utf-8")
+        assert not re.search(r"^\s*(from|import) \.\.", source, re.M), f"{path.name} imports outside simulator/"
+        graph[path.stem] = set(re.findall(r"^from \.(\w+) import", source, re.M))
+        graph[path.stem] |= {name.strip() for names in re.findall(r"^from \. import (.+)$", source, re.M)
+                             for name in names.split(",")}
+    assert graph["handler"] <= {"wire", "faults"} and "server" not in graph["control"] | graph["routes"]
+    list(graphlib.TopologicalSorter(graph).static_order())  # CycleError if modules import each other
