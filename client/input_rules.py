@@ -9,11 +9,14 @@ name) or None.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import ipaddress
 import re
 import unicodedata
 from urllib.parse import urlsplit
 
+from .formats import sniff
 from .limits import MAX_PROMPT_CHARS, SEED_MAX, SEED_MIN
 
 # Host names that only mean something on the user's own machine or network.
@@ -37,6 +40,21 @@ def prompt_problem(text: str) -> str | None:
 def seed_problem(value: int) -> str | None:
     if not SEED_MIN <= value <= SEED_MAX:
         return f"must be between {SEED_MIN} and {SEED_MAX} (Gemini takes a 32-bit seed), got {value}"
+    return None
+
+
+def data_uri_problem(uri: str) -> str | None:
+    """Why a ``data:image/...;base64,`` URI given as text would be refused: bad base64,
+    no bytes, or bytes that are no image of a format the model takes inline."""
+    try:
+        data = base64.b64decode(uri.partition(",")[2], validate=True)
+    except (binascii.Error, ValueError):
+        return "has invalid base64 data"
+    if not data:
+        return "holds no image data"
+    kind = sniff(data)
+    if kind is None or not kind.inline:
+        return "does not hold a PNG, JPEG, WebP, HEIC or HEIF image"
     return None
 
 

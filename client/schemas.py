@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 from .errors import RequestValidationError
 from .formats import INLINE_FORMATS
-from .input_rules import image_url_problem, prompt_problem, seed_problem
+from .input_rules import data_uri_problem, image_url_problem, prompt_problem, seed_problem
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
 EDIT = "google/nano-banana-2/edit"
@@ -84,7 +84,7 @@ def _pack_rule_issues(name: str, value: Any, spec: Mapping[str, Any], local_api:
     problem = None
     if spec.get("format") == "image_uri":
         if value[:5].lower() == "data:":
-            problem = None if _DATA_URI.match(value) else f"is not a data:image/<{_INLINE_NAMES}>;base64 URI"
+            problem = data_uri_problem(value) if _DATA_URI.match(value) else f"is not a data:image/<{_INLINE_NAMES}>;base64 URI"
         else:
             problem = image_url_problem(value, local_api=local_api)
         if problem:

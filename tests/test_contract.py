@@ -209,7 +209,6 @@ CLIENT_ONLY: dict[str, str] = {
     "integral float safety_tolerance": "JSON Schema counts 4.0 as an integer; the client sends ints only and says so",
     "unknown field": "the page does not forbid extra fields, so the server drops a typo silently and bills the job",
     "image_urls on text-to-image": "dropped silently by the server: the user's reference image would be ignored",
-    "HTTPS scheme in upper case": "a client bug (issue 8 §10: schemes are case-insensitive); refusing costs nothing",
     "loopback URL": _UNFETCHABLE,
     "private address URL": _UNFETCHABLE,
     "link-local address URL": _UNFETCHABLE,
@@ -219,13 +218,7 @@ CLIENT_ONLY: dict[str, str] = {
 }
 # Refused by the server, accepted by the client: client bugs, kept visible as
 # strict expected failures (fixing one makes its test fail: move it out then).
-_DATA_URI_GAP = ("the client checks the data URI prefix only, the server decodes it (a 422 before billing); the "
-                 "client only ever sends data URIs it encoded itself")
-CLIENT_GAPS: dict[str, str] = {
-    "data URI with bad base64": _DATA_URI_GAP,
-    "data URI that is no image": _DATA_URI_GAP,
-    "data URI with nothing in it": _DATA_URI_GAP,
-}
+CLIENT_GAPS: dict[str, str] = {}
 
 
 def server_problems(case: Case) -> list[tuple[str | None, str]]:
