@@ -16,11 +16,22 @@ import asyncio
 import contextlib
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-from .client import InlineImage, Jobs, RunComfyClient, RunComfyError, Settings, formats, load_settings
+from .client import (
+    InlineImage,
+    JobCancelledError,
+    Jobs,
+    RunComfyClient,
+    RunComfyError,
+    Settings,
+    Stop,
+    formats,
+    load_settings,
+)
 from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB
 from .client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 
@@ -101,12 +112,35 @@ def _target(use_simulator: bool) -> Iterator[Settings]:
         yield Settings(base_url=simulator.url, token=simulator.token, token_source="simulator")
 
 
+def _stop_on_ctrl_c() -> Stop:
+    """Ctrl-C asks the job to stop (cancelling it on RunComfy if still queued), as
+    ComfyUI's Stop does; a second Ctrl-C interrupts at once."""
+    stop = Stop()
+    loop = asyncio.get_running_loop()
+
+    def first_ctrl_c() -> None:
+        print("  stopping (Ctrl-C again to quit at once)", file=sys.stderr)
+        stop.set()
+        loop.remove_signal_handler(signal.SIGINT)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C stays KeyboardInterrupt
+        loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
+    return stop
+
+
 async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Path, timeout: float) -> int:
     def show(update) -> None:
         print(f"  {update.describe()}", file=sys.stderr)
 
+    stop = _stop_on_ctrl_c()
     async with RunComfyClient(settings) as client:
-        job = await Jobs(client).run(model_id, body, on_update=show, timeout=timeout)
+        try:
+            job = await Jobs(client).run(model_id, body, on_update=show, stop=stop, timeout=timeout)
+        except JobCancelledError as stopped:
+            if not stop.is_set():
+                raise
+            print(f"stopped: {stopped}", file=sys.stderr)
+            return 130
     out.mkdir(parents=True, exist_ok=True)
     for index, data in enumerate(job.files, start=1):
         kind = formats.sniff(data)
@@ -135,5 +169,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("stopped (a queued job was cancelled on RunComfy)", file=sys.stderr)
+        print("interrupted: a job already submitted may still run and be billed; see your RunComfy dashboard",
+              file=sys.stderr)
         return 130

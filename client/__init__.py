@@ -34,9 +34,8 @@ from .errors import (
     SubmitOutcomeUnknownError,
 )
 from .jobs import FinishedJob, JobUpdate, Jobs, Stage, shared_jobs
-from .request import InlineImage
 from .responses import Phase
-from .schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from .schemas import EDIT, TEXT_TO_IMAGE, InlineImage, get_schema
 from .stop import Stop
 
 __all__ = [

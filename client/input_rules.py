@@ -61,8 +61,8 @@ def data_uri_problem(uri: str) -> str | None:
 def image_url_problem(url: str, *, local_api: bool = False) -> str | None:
     """Why RunComfy's servers could not fetch this hosted image URL, if they could not.
 
-    ``local_api``: the API itself runs on this machine or network (a simulator,
-    a test server), so loopback and private addresses are reachable for it.
+    ``local_api``: the API itself runs on this machine (a simulator, a test
+    server), so loopback addresses are reachable for it.
     """
     if any(ch.isspace() or unicodedata.category(ch) == "Cc" for ch in url):
         return "contains spaces or control characters: encode them (a space is %20)"
@@ -81,7 +81,7 @@ def image_url_problem(url: str, *, local_api: bool = False) -> str | None:
     except ValueError:
         address = None
     if address is not None:
-        if address.is_global or (local_api and (address.is_private or address.is_loopback)):
+        if address.is_global or (local_api and address.is_loopback):
             return None
         return f"points at {host}, a private, loopback or reserved address RunComfy's servers cannot reach"
     try:

@@ -8,29 +8,14 @@ body's bytes: no data-URI strings, no JSON-escaped copies.
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import secrets
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any, Hashable, Mapping
 
 from .errors import RequestValidationError
 from .limits import MAX_BODY_BYTES, MIB
-from .schemas import get_schema
-
-
-@dataclass(frozen=True)
-class InlineImage:
-    """An encoded input image to send as a ``data:<mime>;base64,...`` URI."""
-
-    data: bytes = field(repr=False)
-    mime: str
-
-    @cached_property
-    def digest(self) -> str:
-        """SHA-256 of the bytes: what identifies this image, not its data URI."""
-        return hashlib.sha256(self.data).hexdigest()
+from .schemas import InlineImage, get_schema
 
 
 @dataclass(frozen=True)
@@ -45,7 +30,7 @@ class JobRequest:
     def checked(cls, model_id: str, inputs: Mapping[str, Any], *, local_api: bool = False) -> "JobRequest":
         """The one pre-submit gate for inputs: schema and the pack's rules, then body size.
         Sends nothing. ``local_api``: see ``ModelSchema.issues``."""
-        get_schema(model_id).check({name: _as_checked(value) for name, value in inputs.items()}, local_api=local_api)
+        get_schema(model_id).check(inputs, local_api=local_api)
         body = _serialise(inputs)
         if len(body) > MAX_BODY_BYTES:
             raise RequestValidationError(
@@ -60,13 +45,6 @@ class JobRequest:
         """Jobs of one kind take about as long: same model, resolution and image count."""
         defaults = get_schema(self.model_id).defaults()
         return (self.model_id, *(self.inputs.get(name, defaults.get(name)) for name in ("resolution", "num_images")))
-
-
-def _as_checked(value: Any) -> Any:
-    """What the schema sees of an input: an inline image as the head of its data URI."""
-    if isinstance(value, list):
-        return [_as_checked(item) for item in value]
-    return f"data:{value.mime};base64," if isinstance(value, InlineImage) else value
 
 
 def _serialise(inputs: Mapping[str, Any]) -> bytes:

@@ -251,7 +251,14 @@ def error_from_response(
             retry_after=retry_after,
             **common,
         )
-    if code_text == "422001" or status_code in (400, 413, 422):
+    if status_code == 413:  # often a proxy's HTML page, before RunComfy saw the request
+        return RequestValidationError(
+            f"The request is too large for RunComfy ({where}); use fewer or smaller input images. "
+            "Nothing was billed",
+            field="image_urls",
+            **common,
+        )
+    if code_text == "422001" or status_code in (400, 422):
         field_name, detail_msg = _first_detail_field(body.get("detail"))
         reason = f"{field_name}: {detail_msg}" if field_name and detail_msg else (detail_msg or said)
         return RequestValidationError(

@@ -9,15 +9,16 @@ bounds, item counts, required fields).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
-from dataclasses import dataclass
-from functools import cache
+from dataclasses import dataclass, field
+from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import RequestValidationError
-from .formats import INLINE_FORMATS
+from .formats import INLINE_FORMATS, sniff
 from .input_rules import data_uri_problem, image_url_problem, prompt_problem, seed_problem
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
@@ -30,6 +31,24 @@ _DATA_URI = re.compile(
 )
 _INLINE_NAMES = "|".join(f.name for f in INLINE_FORMATS)
 _PYTHON_TYPES = {"string": str, "integer": int, "boolean": bool, "array": list, "object": dict}
+
+
+@dataclass(frozen=True)
+class InlineImage:
+    """An encoded input image, sent as a ``data:<mime>;base64,...`` URI.
+
+    It stays bytes until the body is written (``request.py`` splices the
+    base64 straight into the body), so multi-megabyte images are never copied
+    into strings; it counts as an ``image_uri`` here.
+    """
+
+    data: bytes = field(repr=False)
+    mime: str
+
+    @cached_property
+    def digest(self) -> str:
+        """SHA-256 of the bytes: what identifies this image, not its data URI."""
+        return hashlib.sha256(self.data).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -57,6 +76,11 @@ def _type_ok(value: Any, type_name: str) -> bool:
 
 def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> list[FieldIssue]:
     type_name = spec.get("type")
+    if isinstance(value, InlineImage) and spec.get("format") == "image_uri":
+        kind = sniff(value.data)
+        if kind is None or kind.mime != value.mime or not kind.inline:
+            return [FieldIssue(name, f"is not a {value.mime} image the model takes inline")]
+        return []
     if type_name and not _type_ok(value, type_name):
         return [FieldIssue(name, f"must be {type_name}, got {_describe(value)}")]
     issues: list[FieldIssue] = []
@@ -82,7 +106,9 @@ def _check_value(name: str, value: Any, spec: Mapping[str, Any]) -> list[FieldIs
 def _pack_rule_issues(name: str, value: Any, spec: Mapping[str, Any], local_api: bool) -> list[FieldIssue]:
     """The pack's own pre-submit rules (``input_rules``) for a value that passed the schema."""
     problem = None
-    if spec.get("format") == "image_uri":
+    if isinstance(value, InlineImage):
+        pass  # checked by _check_value
+    elif spec.get("format") == "image_uri":
         if value[:5].lower() == "data:":
             problem = data_uri_problem(value) if _DATA_URI.match(value) else f"is not a data:image/<{_INLINE_NAMES}>;base64 URI"
         else:

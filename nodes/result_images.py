@@ -29,6 +29,9 @@ MAX_RESULT_PIXELS = 8192 * 8192
 # Only the plugins a result can be in: less attack surface than letting Pillow
 # try its ~40 formats on downloaded bytes.
 _PILLOW_FORMATS = tuple(f.pillow for f in RESULT_FORMATS if f.pillow)
+# Four 4K results are under 1 GiB as float32; room for mixed sizes, but a
+# batch padded beyond this is refused rather than allocated.
+MAX_BATCH_BYTES = 2 * 1024**3
 _EXIF_ORIENTATION = 0x0112
 _QUARTER_TURNS = (5, 6, 7, 8)  # orientations that swap width and height
 # Decoded rows are converted to float in strips of about this many bytes:
@@ -83,6 +86,12 @@ def new_batch(results: Sequence[ResultImage]) -> tuple[torch.Tensor, list[np.nda
     height = max(result.height for result in results)
     width = max(result.width for result in results)
     same_size = all((result.height, result.width) == (height, width) for result in results)
+    size = len(results) * height * width * 3 * 4
+    if size > MAX_BATCH_BYTES:
+        raise ValueError(
+            f"{len(results)} results padded to {width}×{height} would make a {size / 1024**3:.1f} GiB IMAGE "
+            f"batch, over the {MAX_BATCH_BYTES / 1024**3:.0f} GiB this pack allocates"
+        )
     batch = (torch.empty if same_size else torch.zeros)((len(results), height, width, 3), dtype=torch.float32)
     slots, notes = [], []
     for index, result in enumerate(results):
@@ -163,6 +172,8 @@ def _describe_bytes(data: bytes) -> str:
     if not data:
         return "the download was empty"
     kind = sniff(data)
+    if kind is not None and kind.result:
+        return f"a {kind.name.upper()} file whose header is corrupt"
     if kind is not None:
         return f"a {kind.name.upper()} file; results are {', '.join(f.name.upper() for f in RESULT_FORMATS)}"
     head = data[:200].lstrip()

@@ -15,7 +15,8 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 import torch
 
 from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs
-from ..client.jobs import NOTHING_SENT
+from ..client.errors import ResultError
+from ..client.jobs import NOTHING_SENT, collect_hint
 from ..client.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
@@ -105,7 +106,13 @@ async def run_generation(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-    images, padding_notes = await _to_tensor(job.files)
+    try:
+        images, padding_notes = await _to_tensor(job.files)
+    except (ValueError, MemoryError, RuntimeError) as error:  # RuntimeError: torch could not allocate
+        raise ResultError(
+            f"The job's results cannot be turned into an IMAGE batch: {error}; {collect_hint(job.request_id)}",
+            request_id=job.request_id,
+        ) from None
     info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
     info_lines += [*notes, *padding_notes]
     feedback.progress(1.0)

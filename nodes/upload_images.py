@@ -32,7 +32,7 @@ QUALITY_STEPS = (90, 85, 80)
 _ESTIMATE_MARGIN = 1.10
 # libwebp's effort: 0 is the fastest and, for lossless, no larger here.
 WEBP_METHOD = 0
-MAX_SIDE = {"RGB": 65535, "RGBA": 16383}  # JPEG and WebP format limits
+MAX_SIDE = {"RGB": 65500, "RGBA": 16383}  # libjpeg's and WebP's side limits
 # Float scratch per conversion block (16 MiB): fits in L3 and is reused, so
 # block-wise conversion is ~3x faster than whole-frame ops on a 4K frame and
 # never holds a second full-size float copy; big enough that a 4K frame

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -89,3 +90,44 @@ def test_try_it_command_from_readme_needs_no_token(tmp_path):
     (path,) = (tmp_path / "out").iterdir()
     with Image.open(io.BytesIO(path.read_bytes())) as image:
         assert image.size == sim_images.expected_size("auto", "0.5K")
+
+
+def test_a_negative_seed_is_refused_before_anything_is_sent(simulator, user_env):
+    done = run_cli("text-to-image", "--prompt", "x", "--seed", "-7", env=user_env)
+    assert done.returncode == 2 and "seed: must be between 0 and 2147483647" in done.stderr
+    assert simulator.requests() == []
+
+
+def test_ctrl_c_cancels_a_queued_job_and_says_so(simulator, user_env, tmp_path):
+    simulator.script_next_jobs("queued_forever")
+    process = subprocess.Popen(
+        [sys.executable, str(PACK_ROOT), "text-to-image", "--prompt", "x", "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=user_env,
+    )
+    try:
+        simulator.wait_until(lambda: simulator.requests(route="status"), timeout=60)  # submitted, being followed
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    (request_id,) = simulator.jobs
+    assert process.returncode == 130
+    assert "Cancelled on RunComfy while still queued: nothing is billed" in stderr and request_id in stderr
+    assert simulator.state(request_id) == "cancelled"
+
+
+def test_ctrl_c_during_a_rate_limit_wait_sends_no_second_submit(simulator, user_env, tmp_path):
+    simulator.add_fault("submit", "http_error", status=429, retry_after=30)
+    process = subprocess.Popen(
+        [sys.executable, str(PACK_ROOT), "edit", "--prompt", "x", "--image", "https://example.com/a.png",
+         "--out", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=user_env,
+    )
+    try:
+        simulator.wait_until(lambda: simulator.requests(route="submit"), timeout=60)  # refused, waiting 30 s
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130 and "nothing was billed" in stderr
+    assert len(simulator.requests(route="submit")) == 1 and simulator.jobs == {}

@@ -220,7 +220,8 @@ def test_our_request_bodies_pass_the_model_schema(path: Path):
         values = dict(zip([name for name, _, _ in expected_values_layout(cls)], node["widgets_values"]))
         body = {name: values[name] for name, _, _ in our_widgets(cls) if name != "image_urls"}
         if node["type"] == "RunComfyNanoBanana2Edit":
-            body["image_urls"] = ["data:image/png;base64,AAAA"]  # stands in for the connected images
+            # stands in for the connected images, as the node sends them
+            body["image_urls"] = [schemas.InlineImage(b"\x89PNG\r\n\x1a\n" + bytes(8), "image/png")]
         schemas.get_schema(models[node["type"]]).check(body)
 
 

@@ -445,3 +445,11 @@ def test_conversion_makes_no_frame_sized_temporaries():
     # copy of a frame (3 MiB as uint8, 12 MiB as float) would be. Only row strips are.
     assert peak < 2 * 1024 * 1024 < 1024 * 1024 * 3
     assert batch.shape == (4, 1024, 1024, 3)
+
+
+def test_a_frame_wider_than_jpeg_allows_is_fitted_not_refused():
+    frame = photo_like(2, 70_000)
+    encoded = upload.encode_for_upload(frame)
+    assert encoded.mime_type == "image/jpeg" and encoded.width <= 65_500
+    assert any("side limit" in note for note in encoded.adjustments)
+    assert open_bytes(encoded.data).size == (encoded.width, encoded.height)

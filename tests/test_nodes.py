@@ -358,3 +358,52 @@ async def test_stop_swallowed_by_the_progress_hook_is_restored(account, monkeypa
     assert not comfy.stop_inside_next_update  # the hook really fired inside an update
     assert len(account.requests(route="cancel")) == 1
     assert comfy.stop_pressed
+
+
+# -- a paid job survives the editor and its own results ----------------------------------------
+
+
+async def test_a_failing_progress_bar_or_status_call_never_loses_the_job(account, monkeypatch):
+    comfy = FakeComfy()
+    comfy.install(monkeypatch)
+
+    def broken_update(self, value, total=None, preview=None):
+        raise RuntimeError("the websocket is gone")
+
+    monkeypatch.setattr(comfy.utils.ProgressBar, "update_absolute", broken_update)
+    server = types.ModuleType("server")
+    server.PromptServer = types.SimpleNamespace(instance=types.SimpleNamespace(
+        send_progress_text=lambda text, node_id: (_ for _ in ()).throw(ConnectionResetError("gone"))))
+    monkeypatch.setitem(sys.modules, "server", server)
+    images, info = await TextToImage().generate(unique_id="8", **{**widget_defaults(TextToImage), "resolution": "0.5K"})
+    assert images.shape[0] == 1 and "request" in info
+    assert len(account.requests(route="submit")) == 1
+
+
+@pytest.mark.parametrize(
+    "content, words",
+    [("gif", "GIF"), ("corrupt_png", "corrupt"), ("huge_png", "large")],
+)
+async def test_a_result_that_is_no_usable_image_is_an_error_with_the_request_id(account, content, words):
+    account.script_next_jobs("completed", file_content=content)
+    with pytest.raises(errors.ResultError, match=words) as caught:
+        await TextToImage().generate(unique_id="1", **{**widget_defaults(TextToImage), "resolution": "0.5K"})
+    (request_id,) = account.jobs
+    assert caught.value.request_id == request_id and request_id in str(caught.value)
+
+
+async def test_a_batch_too_large_to_allocate_is_an_error_with_the_request_id(account, monkeypatch):
+    results = pack_import("nodes.result_images")
+    monkeypatch.setattr(results, "MAX_BATCH_BYTES", 8 * 1024 * 1024)  # stands in for the 2 GiB bound
+    account.script_next_jobs("completed", aspect_ratios=["21:9", "9:16"])
+    inputs = {**widget_defaults(TextToImage), "resolution": "0.5K", "num_images": 2}
+    with pytest.raises(errors.ResultError, match="IMAGE batch") as caught:
+        await TextToImage().generate(unique_id="1", **inputs)
+    (request_id,) = account.jobs
+    assert request_id in str(caught.value) and "Result by Request ID" in str(caught.value)
+
+
+@pytest.mark.parametrize("prompt", ["\u200b\u200b", "\0", " \u2060\ufeff "])
+def test_a_prompt_of_invisible_characters_is_refused_when_queued(prompt):
+    assert TextToImage.VALIDATE_INPUTS(prompt=prompt) == "prompt is empty: describe the image you want" or \
+        TextToImage.VALIDATE_INPUTS(prompt=prompt).startswith("prompt contains NUL")
