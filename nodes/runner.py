@@ -14,9 +14,10 @@ from typing import Any, Mapping, Sequence
 
 import torch
 
-from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client
+from ..client import JobCancelledError, JobUpdate, load_settings, run_job, shared_client, spend
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
+from .output import NodeOutput, widget_values
 from .result_images import ResultImage, inspect_result, results_to_tensor
 
 INTERRUPT_CHECK_SECONDS = 0.1
@@ -71,8 +72,8 @@ def _describe_result(model_id: str, request_id: str, status: str, cost: float | 
 
 async def run_generation(
     model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, notes: Sequence[str] = ()
-) -> tuple[torch.Tensor, str]:
-    """Run one job for a node and return ``(IMAGE batch, info text)``.
+) -> NodeOutput:
+    """Run one job for a node and return ``(IMAGE batch, info text)`` with the run's summary.
 
     Everything that can be checked is checked before the paid submit; a Stop
     in ComfyUI cancels the remote job while it is still queued.
@@ -99,9 +100,11 @@ async def run_generation(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+    spend.record(job.request_id, job.cost)
     images, padding_notes = await asyncio.to_thread(results_to_tensor, job.files)
     info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
     info_lines += [*notes, *padding_notes]
     feedback.progress(1.0)
     feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
-    return images, "\n".join(info_lines)
+    run = {"model_id": model_id, "request_id": job.request_id, "status": job.result.status, "cost_usd": job.cost}
+    return NodeOutput(images, "\n".join(info_lines), {**run, "inputs": widget_values(inputs)})
