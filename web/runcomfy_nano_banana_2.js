@@ -198,12 +198,16 @@ function inputsUnchanged(node, inputs) {
   });
 }
 
-function lastRunText(last) {
-  const { runs, reused } = last;
+function lastRunText({ runs, reused }) {
+  if (!runs.length) return "reused cached result, no new charge";
   const costs = runs.map((run) => run.cost_usd);
   const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
   const which = runs.length === 1 ? runs[0].request_id : `${runs.length} jobs`;
   return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
+}
+
+function currentInputs(node) {
+  return Object.fromEntries((node.widgets ?? []).map((w) => [w.name, w.value]));
 }
 
 function describePrice(node) {
@@ -219,21 +223,27 @@ function findNode(id) {
   return graph?.getNodeById?.(id) ?? graph?.getNodeById?.(Number(id)) ?? null;
 }
 
+/** A node that ran: its ``ui`` holds what RunComfy reported for each job. */
 function onExecuted({ detail }) {
   const runs = detail?.output?.runcomfy_runs;
   const node = findNode(detail?.display_node ?? detail?.node);
   if (!Array.isArray(runs) || !runs.length || !node?.[STATE]) return;
-  const reused = node[STATE].cachedIn === detail.prompt_id;
-  const last = { runs, reused, inputs: sharedInputs(runs) };
+  const last = { runs, reused: false, inputs: sharedInputs(runs) };
   node[STATE].last = { ...last, text: lastRunText(last) };
   redraw();
 }
 
+/** Nodes ComfyUI will not run because nothing changed: no job, no charge. */
 function onCached({ detail }) {
   for (const id of detail?.nodes ?? []) {
     const node = findNode(id);
-    if (node?.[STATE]) node[STATE].cachedIn = detail.prompt_id;
+    const state = node?.[STATE];
+    if (!state) continue;
+    const known = state.last && inputsUnchanged(node, state.last.inputs);
+    const last = known ? { ...state.last, reused: true } : { runs: [], reused: true, inputs: currentInputs(node) };
+    state.last = { ...last, text: lastRunText(last) };
   }
+  redraw();
 }
 
 // ---------------------------------------------------------------- the settings panel
@@ -507,7 +517,7 @@ app.registerExtension({
   },
   async nodeCreated(node) {
     if (!ourNodeTypes.has(node.comfyClass ?? node.type)) return;
-    node[STATE] = { last: null, cachedIn: null };
+    node[STATE] = { last: null };
     node[STATE].badgeSources = [
       badgeSource(node, () => ({ text: "RunComfy · billed per image", look: LOOK.identity })),
       badgeSource(node, () => describePrice(node)),
