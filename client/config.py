@@ -93,9 +93,9 @@ class Settings:
         if not self.token:
             where = self.config_path or default_config_path()
             raise MissingTokenError(
-                "No RunComfy API token found: set the RUNCOMFY_API_TOKEN environment variable "
-                f'(for ComfyUI: before starting it), or put {{"api_token": "..."}} in {where} '
-                "(create a token in your RunComfy profile)"
+                "No RunComfy API token found: paste one in ComfyUI's Settings > RunComfy, set the "
+                "RUNCOMFY_API_TOKEN environment variable (for ComfyUI: before starting it), or put "
+                f'{{"api_token": "..."}} in {where} (create a token in your RunComfy profile)'
             )
         return self.token
 
