@@ -45,13 +45,17 @@ Handler = Callable[[web.Request], Any]
 
 
 def _guarded(handler: Handler) -> Handler:
-    """Turn a ``Refusal`` raised anywhere in ``handler`` into its JSON answer."""
+    """Turn a ``Refusal`` raised anywhere in ``handler`` into its JSON answer, and a bug into a JSON 500."""
 
     async def guarded(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
         except Refusal as refusal:
             return refusal_answer(refusal)
+        except Exception as exc:  # the editor shows the one line; the console keeps the traceback
+            log.error("RunComfy route %s %s failed", request.method, request.path, exc_info=True)
+            return answer({"error": f"The RunComfy pack failed to answer ({type(exc).__name__}); "
+                                    "see ComfyUI's console"}, status=500)
 
     guarded.__name__ = handler.__name__
     return guarded

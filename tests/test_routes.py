@@ -425,3 +425,14 @@ async def test_the_token_is_in_no_answer_and_no_log_record(simulator, env, confi
         assert not any(secret in answer for answer in answers)
         assert not any(secret in message for message in records)
     assert not config_path.exists() or "api_token" not in json.loads(config_path.read_text())
+
+
+async def test_a_bug_is_a_json_500_not_a_page(simulator, env, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(handlers, "load_settings", broken)
+    async with serve(env) as editor:
+        response = await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                   "resolution": "1K", "num_images": 1})
+    assert response.status_code == 500 and "RuntimeError" in error_of(response)
