@@ -5,6 +5,9 @@ so everything inside uses relative imports only.
 """
 
 from .nodes import NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS
+from .routes import register_with_comfyui
+
+register_with_comfyui()  # the editor extension's price, account and token routes
 
 WEB_DIRECTORY = "./web"
 

@@ -8,13 +8,16 @@ be saved into a workflow or an image's metadata.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import ipaddress
 import json
+import math
 import os
 import secrets
 import sys
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
@@ -79,6 +82,8 @@ class Settings:
     token_source: str = "none"
     download_hosts: tuple[str, ...] = ()
     config_path: Path | None = None
+    reuse_results: bool = True
+    daily_spend_limit_usd: float | None = None
 
     def __post_init__(self) -> None:
         register_secret(self.token)
@@ -88,9 +93,9 @@ class Settings:
         if not self.token:
             where = self.config_path or default_config_path()
             raise MissingTokenError(
-                "No RunComfy API token found: set the RUNCOMFY_API_TOKEN environment variable "
-                f'(for ComfyUI: before starting it), or put {{"api_token": "..."}} in {where} '
-                "(create a token in your RunComfy profile)"
+                "No RunComfy API token found: paste one in ComfyUI's Settings > RunComfy, set the "
+                "RUNCOMFY_API_TOKEN environment variable (for ComfyUI: before starting it), or put "
+                f'{{"api_token": "..."}} in {where} (create a token in your RunComfy profile)'
             )
         return self.token
 
@@ -150,4 +155,111 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         token_source=source,
         download_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
         config_path=config_path,
+        **read_preferences(file_values, config_path),
     )
+
+
+# -- preferences, token text and writing the config file -------------------
+# Written by the editor's RunComfy settings panel (routes/), read by the nodes.
+
+PREFERENCE_DEFAULTS: Mapping[str, object] = {"reuse_results": True, "daily_spend_limit_usd": None}
+MAX_TOKEN_LENGTH = 512
+
+
+def check_preference(name: str, value: object, where: str = "") -> object:
+    """A preference value of the right type, or a one-line error naming it (and ``where``)."""
+    if name == "reuse_results":
+        if not isinstance(value, bool):
+            raise ConfigurationError(f'"reuse_results"{where} must be true or false')
+        return value
+    if name == "daily_spend_limit_usd":
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+            raise ConfigurationError(
+                f'"daily_spend_limit_usd"{where} must be a positive number of US dollars, or null for no limit'
+            )
+        return float(value)
+    raise ConfigurationError(f"Unknown preference {name!r}: the preferences are {', '.join(PREFERENCE_DEFAULTS)}")
+
+
+def read_preferences(values: Mapping[str, object], path: Path) -> dict[str, object]:
+    """The preferences in a config file's values, defaults for the missing ones."""
+    return {
+        name: check_preference(name, values[name], f" in {path}") if name in values else default
+        for name, default in PREFERENCE_DEFAULTS.items()
+    }
+
+
+def check_token_text(token: str) -> str:
+    """The token without surrounding whitespace, or an error naming what is wrong (never the token).
+
+    Checked before anything is sent or stored: a token pasted with a line
+    break or a typographic character inside would otherwise only fail as an
+    unreadable HTTP header or a rejection from RunComfy.
+    """
+    if not isinstance(token, str):
+        raise ConfigurationError("The API token must be text")
+    token = token.strip()
+    if not token:
+        raise ConfigurationError("The API token is empty: paste the token from your RunComfy profile (API Keys)")
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ConfigurationError(
+            f"The API token is too long ({len(token)} characters, at most {MAX_TOKEN_LENGTH}): paste only the token"
+        )
+    for position, character in enumerate(token, start=1):
+        if character.isspace():
+            raise ConfigurationError(
+                f"The API token has a space or line break inside (character {position}): paste it in one piece"
+            )
+        if not "!" <= character <= "~":
+            raise ConfigurationError(
+                f"The API token has a character that is not plain ASCII (character {position}): "
+                "copy it again from your RunComfy profile"
+            )
+    return token
+
+
+def read_config_values(env: Mapping[str, str] = os.environ) -> tuple[Path, dict]:
+    """The per-user config file's path and its values ({} when it does not exist)."""
+    path = default_config_path(env)
+    return path, _read_config_file(path)
+
+
+def update_config_file(
+    changes: Mapping[str, object], remove: tuple[str, ...] = (), env: Mapping[str, str] = os.environ
+) -> Path:
+    """Set ``changes`` and drop ``remove`` in the per-user config file, keeping every other key.
+
+    The file holds the token, so it is written owner-only (0600) and
+    atomically: a crash or a concurrent reader never sees half a file, and a
+    file that cannot be read is left alone rather than overwritten.
+    """
+    path = default_config_path(env)
+    target = path.resolve() if path.is_symlink() else path
+    if target.resolve().is_relative_to(PACK_ROOT):
+        raise ConfigurationError(
+            f"Config file {path} is inside the node pack folder, where it could be shared "
+            "or committed; set RUNCOMFY_CONFIG to a path outside it"
+        )
+    values = {**_read_config_file(target), **changes}
+    for key in remove:
+        values.pop(key, None)
+    try:
+        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor, temporary = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
+        try:
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                os.chmod(temporary, 0o600)
+                json.dump(values, handle, indent=2)
+                handle.write("\n")
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temporary, target)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temporary)
+            raise
+    except OSError as exc:
+        raise ConfigurationError(f"Cannot write config file {path}: {type(exc).__name__}") from None
+    return path

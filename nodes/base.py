@@ -22,10 +22,16 @@ class NanoBanana2Node:
         "Every generated image, in the order RunComfy returned them, as one batch.",
         "Request id, final status, reported cost and any note about resizing or padding.",
     )
-    FUNCTION = "generate"
+    FUNCTION = "run"
     CATEGORY = CATEGORY
-    API_NODE = True
+    # No API_NODE: that marks Comfy.org partner nodes, and the current editor
+    # then hides the Run button from users without a Comfy.org account.
+    # RunComfy bills these jobs; web/ draws the pack's own price badge instead.
     HIDDEN = {"unique_id": "UNIQUE_ID"}
+
+    async def run(self, **inputs):
+        """ComfyUI's entry point: the outputs, plus the run's cost and request id for the editor."""
+        return (await self.generate(**inputs)).for_comfyui()
 
     @classmethod
     def VALIDATE_INPUTS(cls, prompt=None):

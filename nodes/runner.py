@@ -14,12 +14,13 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import torch
 
-from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs
+from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs, spend
 from ..client.errors import ResultError
 from ..client.jobs import NOTHING_SENT, collect_hint
 from ..client.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
+from .output import NodeOutput, widget_values
 from .result_images import ResultImage, decode_into, inspect_result, new_batch
 from .workers import in_worker
 
@@ -77,8 +78,8 @@ def _describe_result(model_id: str, request_id: str, status: str, cost: float | 
 
 async def run_generation(
     model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, prepare: Prepare | None = None
-) -> tuple[torch.Tensor, str]:
-    """Run one job for a node and return ``(IMAGE batch, info text)``.
+) -> NodeOutput:
+    """Run one job for a node and return ``(IMAGE batch, info text)`` with the run's summary.
 
     The token is required before ``prepare`` (e.g. encoding large images)
     starts; Stop is honoured while preparing, before the submit, and while the
@@ -106,6 +107,7 @@ async def run_generation(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+    spend.record(job.request_id, job.cost)
     try:
         images, padding_notes = await _to_tensor(job.files)
     except (ValueError, MemoryError, RuntimeError) as error:  # RuntimeError: torch could not allocate
@@ -117,4 +119,5 @@ async def run_generation(
     info_lines += [*notes, *padding_notes]
     feedback.progress(1.0)
     feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
-    return images, "\n".join(info_lines)
+    run = {"model_id": model_id, "request_id": job.request_id, "status": job.result.status, "cost_usd": job.cost}
+    return NodeOutput(images, "\n".join(info_lines), {**run, "inputs": widget_values(inputs)})

@@ -102,7 +102,7 @@ def test_node_surface(node_class):
     assert node_class.RETURN_TYPES == ("IMAGE", "STRING")
     assert len(node_class.OUTPUT_TOOLTIPS) == 2
     assert node_class.CATEGORY == "RunComfy/Nano Banana 2"
-    assert node_class.API_NODE is True and node_class.DESCRIPTION
+    assert not getattr(node_class, "API_NODE", False) and node_class.DESCRIPTION  # no partner-node gate
     assert asyncio.iscoroutinefunction(getattr(node_class, node_class.FUNCTION))
     assert node_class.INPUT_TYPES()["hidden"] == {"unique_id": "UNIQUE_ID"}
     assert pack.NODE_DISPLAY_NAME_MAPPINGS[node_class.__name__]

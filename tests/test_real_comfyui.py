@@ -17,11 +17,14 @@ then queued with ``POST /prompt`` and followed through ``/history``.
 from __future__ import annotations
 
 import collections
+import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -160,37 +163,46 @@ def sim() -> Iterator[Any]:
         yield simulator
 
 
-@pytest.fixture(scope="module")
-def comfy(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyUI]:
-    base = tmp_path_factory.mktemp("comfyui-base")
+@contextlib.contextmanager
+def running_comfyui(base: Path, env: dict[str, str], *extra_args: str) -> Iterator[ComfyUI]:
+    """ComfyUI on a free loopback port with ``base`` as its --base-directory, stopped afterwards."""
     prepare_base_directory(base)
-    env = {key: value for key, value in os.environ.items() if not key.startswith("RUNCOMFY_")}
-    env.update(
-        RUNCOMFY_API_BASE_URL=sim.url,
-        RUNCOMFY_API_TOKEN=sim.token,
-        RUNCOMFY_CONFIG=str(base / "no-runcomfy-config.json"),  # ignore the user's own config file
-        PYTHONUNBUFFERED="1",
-    )
+    environment = {key: value for key, value in os.environ.items() if not key.startswith("RUNCOMFY_")}
+    environment.update(PYTHONUNBUFFERED="1", **env)
     port = free_loopback_port()
     command = [
         COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-        "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch",
+        "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *extra_args,
     ]
     log_path = base / "comfyui.log"
     started = time.monotonic()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
-            command, cwd=COMFYUI_PATH, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+            command, cwd=COMFYUI_PATH, env=environment, stdout=log_file, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )
     server = ComfyUI(base, port, process, log_path)
     try:
         wait_for(server.ready, STARTUP_SECONDS, "ComfyUI to answer /system_stats", interval=0.25)
-        TIMINGS["startup"] = time.monotonic() - started
+        TIMINGS.setdefault("startup", time.monotonic() - started)
         yield server
     finally:
         server.stop()
-        print("\nreal ComfyUI timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in TIMINGS.items()))
+
+
+@pytest.fixture(scope="module")
+def comfy(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyUI]:
+    base = tmp_path_factory.mktemp("comfyui-base")
+    env = {
+        "RUNCOMFY_API_BASE_URL": sim.url,
+        "RUNCOMFY_API_TOKEN": sim.token,
+        "RUNCOMFY_CONFIG": str(base / "no-runcomfy-config.json"),  # ignore the user's own config file
+    }
+    with running_comfyui(base, env) as server:
+        try:
+            yield server
+        finally:
+            print("\nreal ComfyUI timings (s): " + ", ".join(f"{k} {v:.2f}" for k, v in TIMINGS.items()))
 
 
 @pytest.fixture(scope="module")
@@ -433,7 +445,7 @@ def test_object_info_defines_both_nodes_as_the_pack_does(comfy: ComfyUI, object_
         assert info["input_order"].get("optional", []) == expected_optional[name]
         assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["images", "info"]
         assert info["category"] == "RunComfy/Nano Banana 2"
-        assert info["api_node"] is True and info["output_node"] is False
+        assert not info.get("api_node") and info["output_node"] is False  # no Comfy.org partner-node gate
         defined = json.loads(json.dumps(classes[name].INPUT_TYPES()))
         for section in ("required", "optional"):
             assert info["input"].get(section, {}) == defined.get(section, {}), f"{name} {section} inputs differ"
@@ -523,3 +535,181 @@ def test_token_appears_in_no_log_history_or_node_definition(comfy: ComfyUI, sim:
     assert sim.token not in comfy.log(), "the token is in ComfyUI's log"
     assert sim.token not in comfy.http.get("/history").text, "the token is in ComfyUI's history"
     assert sim.token not in comfy.http.get("/object_info").text
+
+
+# ------------------------------------------------------------------ the editor, as a new user sees it
+#
+# For each editor (the one ComfyUI's requirements pin, and COMFYUI_FRONTEND_ROOT's, e.g. the
+# current comfyui-frontend-package unzipped, with and without Nodes 2.0): a fresh ComfyUI with
+# no token anywhere and a fresh browser profile with no Comfy.org account. tests/editor_session.py
+# does what the user does; the tests below check what it saw against the simulator.
+
+FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT", "")
+EDITOR_SESSION = Path(__file__).with_name("editor_session.py")
+EDITOR_SESSION_SECONDS = 600.0
+RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
+EDITORS = [
+    pytest.param(("pinned", False), id="pinned-editor"),
+    pytest.param(("current", False), id="current-editor"),
+    pytest.param(("current", True), id="current-editor-nodes-2.0"),
+]
+
+
+def usd(value: float) -> str:
+    """Dollars as the editor extension writes them: cents, or tenths of a cent when needed."""
+    cents = round(value * 100)
+    return f"${value:.2f}" if abs(value * 100 - cents) < 1e-6 else f"${value:.3f}"
+
+
+@dataclasses.dataclass
+class EditorSession:
+    result: dict[str, Any]
+    comfy: ComfyUI
+    sim: Any
+    config_path: Path
+    shots: Path
+
+
+@pytest.fixture(scope="module", params=EDITORS)
+def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorSession]:
+    which, nodes_2 = request.param
+    label = f"{which}-editor" + ("-nodes-2.0" if nodes_2 else "")
+    if which == "current" and not FRONTEND_ROOT:
+        pytest.skip("COMFYUI_FRONTEND_ROOT is not set: point it at an unzipped comfyui-frontend-package's "
+                    "comfyui_frontend_package/static to check the current editor too")
+    if not find_chromium():
+        pytest.skip("no Chromium found (set CHROMIUM_PATH)")
+    base = tmp_path_factory.mktemp(f"comfyui-{label}")
+    shots = base / "shots"
+    config_path = base / "home" / "runcomfy" / "config.json"
+    extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
+    server = pack_import("simulator.server")
+    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator, \
+            running_comfyui(base, {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path)},
+                            *extra) as comfy:
+        config = {"url": comfy.url + "/", "chromium": find_chromium(), "token": simulator.token,
+                  "nodes_2": nodes_2, "workflows": [str(WORKFLOW_DIR / f"{name}.json") for name in WORKFLOWS],
+                  "shots": str(shots)}
+        started = time.monotonic()
+        try:
+            done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
+                                  capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
+        TIMINGS[f"editor session {label}"] = time.monotonic() - started
+        if "No module named 'playwright'" in done.stderr:
+            pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
+        assert done.returncode == 0, (f"editor session failed (screenshots in {shots}):\n{done.stdout[-2000:]}\n"
+                                      f"{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
+        line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+        print(f"\neditor screenshots: {shots}")
+        yield EditorSession(json.loads(line[len("RESULT "):]), comfy, simulator, config_path, shots)
+
+
+def model_pricing(sim: Any, model_id: str) -> Any:
+    """The simulator's own model info, read the way the pack reads RunComfy's."""
+    answer = httpx.get(f"{sim.url}/v1/models/{model_id}", headers={"Authorization": f"Bearer {sim.token}"})
+    return pack_import("client.pricing").read_pricing(answer.json(), RESOLUTIONS)
+
+
+def reported_job(sim: Any, request_id: str) -> dict[str, Any]:
+    """What RunComfy (the simulator) reports for a finished job, through the documented API."""
+    answer = httpx.get(f"{sim.url}/v1/requests/{request_id}/result", params={"include_cost": "true"},
+                       headers={"Authorization": f"Bearer {sim.token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
+MODEL_OF = {T2I: "google/nano-banana-2/text-to-image", EDIT: "google/nano-banana-2/edit"}
+
+
+def expected_estimate(sim: Any, node: dict[str, Any]) -> str:
+    price = model_pricing(sim, MODEL_OF[node["type"]]).estimate(node["resolution"], node["num_images"])
+    return f"≈ {usd(price)}"
+
+
+def test_editor_runs_without_a_comfy_org_account(editor: EditorSession):
+    result = editor.result
+    assert result["version"], "the editor did not report its version"
+    assert result["comfy_org_user"] in (None, {}), "the session must have no Comfy.org account"
+    for name in WORKFLOWS:
+        seen = result["workflows"][name]
+        assert seen["sign_in_gate"] == 0, f"{name}: the editor asks to sign in to run"
+        assert seen["run_buttons"] >= 1, f"{name}: no Run button"
+    assert not [error for error in result["page_errors"] if "runcomfy" in error.lower()], result["page_errors"]
+
+
+def test_without_a_token_the_price_is_unknown(editor: EditorSession):
+    for node in editor.result["without_token"]:
+        assert node["badges"][-2:] == ["RunComfy · billed per image", "price ?"], node
+
+
+def test_the_token_is_set_in_settings_checked_and_stored_privately(editor: EditorSession):
+    before, after = editor.result["settings"]["before"], editor.result["settings"]["after"]
+    assert before["runcomfy-token-source"] == "Not set"
+    assert before["runcomfy-token-check"] == "No token set: the nodes cannot run"
+    assert after["runcomfy-token-source"] == f"Saved in {editor.config_path}"
+    assert after["runcomfy-token-check"] == "RunComfy accepts this token"
+    assert after["input_value"] == "", "the pasted token stays in the page"
+    assert stat.S_IMODE(editor.config_path.stat().st_mode) == 0o600
+    assert json.loads(editor.config_path.read_text())["api_token"] == editor.sim.token
+    assert (editor.shots / "settings-runcomfy.png").is_file()
+
+
+def test_price_badges_follow_the_widgets_and_show_the_reported_cost_after_run(editor: EditorSession):
+    request_ids = []
+    for name in WORKFLOWS:
+        seen = editor.result["workflows"][name]
+        assert len(seen["loaded"]) == len(EXPECTED_SUBMITS[name])
+        for node in seen["loaded"]:
+            assert node["badges"][-2:] == ["RunComfy · billed per image", expected_estimate(editor.sim, node)], node
+        changed = {node["id"]: node for node in seen["changed"]}
+        first = changed[seen["loaded"][0]["id"]]
+        assert first["num_images"] == seen["loaded"][0]["num_images"] + 1
+        assert first["badges"][-1] == expected_estimate(editor.sim, first), "the badge did not follow num_images"
+        for node in seen["after_run"]:
+            text = node["badges"][-1]
+            assert text.startswith("last run $") and " · " in text, text
+            request_id = text.rsplit(" · ", 1)[1]
+            job = reported_job(editor.sim, request_id)
+            assert job.get("model_id", MODEL_OF[node["type"]]) == MODEL_OF[node["type"]]
+            assert text == f"last run {usd(job['cost'])} · {request_id}"
+            assert changed[node["id"]]["badges"][-1] == f"≈ {usd(job['cost'])}", "the estimate was not what was billed"
+            request_ids.append(request_id)
+        if "changed_dom" in seen:  # Nodes 2.0 shows node.badges in the DOM
+            for node in seen["changed"]:
+                assert node["badges"][-1] in seen["changed_dom"][node["id"]]
+            for node in seen["after_run"]:
+                assert node["badges"][-1] in seen["after_run_dom"][node["id"]]
+    assert len(set(request_ids)) == len(request_ids) == sum(len(ids) for ids in EXPECTED_SUBMITS.values())
+    submitted = [record.request_id for record in editor.sim.requests(route="submit")]
+    assert sorted(submitted) == sorted(request_ids), "a submit the badges do not show, or a second one"
+
+
+def test_an_unchanged_rerun_is_reused_and_says_so(editor: EditorSession):
+    last = editor.result["workflows"][WORKFLOWS[-1]]
+    for before, after in zip(last["after_run"], last["after_rerun"]):
+        cost_and_id = before["badges"][-1].removeprefix("last run ")
+        assert after["badges"][-1] == f"reused, no new charge · last {cost_and_id}"
+
+
+def test_settings_show_the_session_spend(editor: EditorSession):
+    costs = [reported_job(editor.sim, record.request_id)["cost"] for record in editor.sim.requests(route="submit")]
+    jobs = f"{len(costs)} jobs" if len(costs) != 1 else "1 job"
+    assert editor.result["spend_panel"]["runcomfy-spend-total"] == (
+        f"{usd(sum(costs))} reported by RunComfy for {jobs} since ComfyUI started"
+    )
+
+
+def test_the_token_is_in_no_editor_state_log_or_history(editor: EditorSession):
+    token = editor.sim.token
+    assert token not in editor.comfy.log()
+    assert token not in editor.comfy.http.get("/history").text
+    user_files = [path for path in (editor.comfy.base / "user").rglob("*") if path.is_file()]
+    for path in user_files:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert token not in text, f"the token is in {path}"
+        if path.name == "comfy.settings.json":
+            assert "RunComfy." not in text, "a RunComfy entry went through the editor's settings store"
+    for path in (editor.comfy.base / "output").rglob("*.png"):
+        assert token.encode() not in path.read_bytes()

@@ -1,0 +1,234 @@
+"""The pack's routes on ComfyUI's server: price, account, token, preferences.
+
+Every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx/5xx
+status. No answer ever holds the token, not even part of it: the editor only
+learns whether one is set, where it comes from and whether RunComfy accepts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Callable, Mapping
+
+from aiohttp import web
+
+from ..client import spend
+from ..client.config import (
+    PREFERENCE_DEFAULTS,
+    TOKEN_VARIABLES,
+    Settings,
+    check_preference,
+    check_token_text,
+    default_config_path,
+    load_settings,
+    read_config_values,
+    update_config_file,
+)
+from ..client.errors import ConfigurationError
+from ..client.model_info import ERROR, NO_TOKEN, OK, REJECTED, UNREACHABLE, ModelInfoCache, check_token
+from ..client.pricing import read_pricing
+from ..client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from .guard import Refusal, answer, read_json_object, refusal_answer, refuse_cross_site
+
+log = logging.getLogger("runcomfy")
+
+PREFIX = "/runcomfy-nb2"
+# Which RunComfy model each node runs (the editor knows nodes, RunComfy knows models).
+NODE_MODELS = {"RunComfyNanoBanana2TextToImage": TEXT_TO_IMAGE, "RunComfyNanoBanana2Edit": EDIT}
+# The model whose info doubles as the token check: any model of the account works.
+CHECK_MODEL = TEXT_TO_IMAGE
+# What the settings panel shows for each lookup state.
+_CHECK_STATES = {OK: "valid", REJECTED: "rejected", NO_TOKEN: "no_token", UNREACHABLE: "unreachable", ERROR: "error"}
+
+Handler = Callable[[web.Request], Any]
+
+
+def _guarded(handler: Handler) -> Handler:
+    """Turn a ``Refusal`` raised anywhere in ``handler`` into its JSON answer, and a bug into a JSON 500."""
+
+    async def guarded(request: web.Request) -> web.StreamResponse:
+        try:
+            return await handler(request)
+        except Refusal as refusal:
+            return refusal_answer(refusal)
+        except Exception as exc:  # the editor shows the one line; the console keeps the traceback
+            log.error("RunComfy route %s %s failed", request.method, request.path, exc_info=True)
+            return answer({"error": f"The RunComfy pack failed to answer ({type(exc).__name__}); "
+                                    "see ComfyUI's console"}, status=500)
+
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+class PackRoutes:
+    """The handlers, with what they share: the model-info cache and the environment."""
+
+    def __init__(self, env: Mapping[str, str] = os.environ, cache: ModelInfoCache | None = None) -> None:
+        self.env = env
+        self.cache = cache or ModelInfoCache()
+
+    def add_to(self, table: web.RouteTableDef) -> None:
+        table.get(f"{PREFIX}/price")(_guarded(self.price))
+        table.get(f"{PREFIX}/account")(_guarded(self.account))
+        table.post(f"{PREFIX}/token")(_guarded(self.store_token))
+        table.delete(f"{PREFIX}/token")(_guarded(self.remove_token))
+        table.post(f"{PREFIX}/preferences")(_guarded(self.set_preferences))
+
+    # -- price ---------------------------------------------------------------
+
+    async def price(self, request: web.Request) -> web.Response:
+        """``?node_type=&resolution=&num_images=`` -> the estimated cost of one run, or why unknown."""
+        refuse_cross_site(request, changes_state=False)
+        node_type = request.query.get("node_type", "")
+        model_id = NODE_MODELS.get(node_type)
+        if model_id is None:
+            raise Refusal(400, f"Unknown node type {node_type[:80]!r}: use one of {', '.join(NODE_MODELS)}")
+        properties = get_schema(model_id).properties
+        resolutions = list(properties["resolution"]["enum"])
+        resolution = request.query.get("resolution", "")
+        if resolution not in resolutions:
+            raise Refusal(400, f"resolution must be one of {', '.join(resolutions)}")
+        low, high = properties["num_images"]["minimum"], properties["num_images"]["maximum"]
+        try:
+            num_images = int(request.query.get("num_images", ""))
+        except ValueError:
+            num_images = 0
+        if not low <= num_images <= high:
+            raise Refusal(400, f"num_images must be a whole number from {low} to {high}")
+
+        result: dict[str, Any] = {"node_type": node_type, "model_id": model_id, "resolution": resolution,
+                                  "num_images": num_images, "known": False, "estimate_usd": None}
+        try:
+            settings = load_settings(self.env)
+        except ConfigurationError as exc:
+            return answer({**result, "reason": str(exc)})
+        lookup = await self.cache.get(settings, model_id)
+        if lookup.state != OK or lookup.info is None:
+            return answer({**result, "reason": lookup.message})
+        pricing = read_pricing(lookup.info, resolutions)
+        estimate = pricing.estimate(resolution, num_images)
+        return answer({
+            **result,
+            "known": estimate is not None,
+            "estimate_usd": estimate,
+            "per_image_usd": dict(pricing.per_image_usd),
+            "basis": pricing.basis,
+            "price_unit": lookup.info.get("price_unit"),
+            "pricing_note": lookup.info.get("pricing_note"),
+            "reason": None if estimate is not None else pricing.reason,
+        })
+
+    # -- account -------------------------------------------------------------
+
+    async def account(self, request: web.Request) -> web.Response:
+        """Where the token comes from, whether RunComfy accepts it, preferences, session spend.
+
+        ``?refresh=1`` asks RunComfy again instead of using the last few minutes' answer.
+        """
+        refuse_cross_site(request, changes_state=False)
+        refresh = request.query.get("refresh") in ("1", "true")
+        return answer(await self._account_state(refresh=refresh))
+
+    async def _account_state(self, *, refresh: bool = False) -> dict[str, Any]:
+        summary = spend.summary()
+        state: dict[str, Any] = {
+            "token": self._token_state(),
+            "spend": {"session_total_usd": summary.total_usd, "session_jobs": summary.jobs,
+                      "jobs_without_cost": summary.jobs_without_cost},
+            "preferences": None,
+            "check": None,
+            "config_error": None,
+        }
+        try:
+            settings = load_settings(self.env)
+        except ConfigurationError as exc:
+            state["config_error"] = str(exc)
+            state["check"] = {"state": "error", "message": str(exc), "checked_at": None}
+            return state
+        state["preferences"] = {name: getattr(settings, name) for name in PREFERENCE_DEFAULTS}
+        state["base_url"] = settings.base_url
+        if refresh:
+            self.cache.forget(settings, CHECK_MODEL)
+        lookup = await self.cache.get(settings, CHECK_MODEL)
+        state["check"] = {"state": _CHECK_STATES[lookup.state], "message": lookup.message, "checked_at": lookup.checked_at}
+        return state
+
+    def _token_state(self) -> dict[str, Any]:
+        """Set or not, and from where; never the token itself."""
+        variable = next((name for name in TOKEN_VARIABLES if self.env.get(name, "").strip()), None)
+        config_path = default_config_path(self.env)
+        try:
+            _, values = read_config_values(self.env)
+            in_file: bool | None = bool(str(values.get("api_token") or "").strip())
+        except ConfigurationError:
+            in_file = None
+        source = "environment" if variable else "config_file" if in_file else "none"
+        return {"set": source != "none", "source": source, "variable": variable,
+                "config_path": str(config_path), "saved_in_file": in_file}
+
+    # -- token ---------------------------------------------------------------
+
+    async def store_token(self, request: web.Request) -> web.Response:
+        """``{"token": "..."}``: checked with RunComfy first, stored in the config file only if accepted."""
+        body = await read_json_object(request)
+        if set(body) != {"token"}:
+            raise Refusal(400, 'Send {"token": "<your RunComfy API token>"} and nothing else')
+        try:
+            token = check_token_text(body["token"])
+        except ConfigurationError as exc:
+            raise Refusal(400, str(exc)) from None
+        settings = self._settings_or_refuse()
+        if settings.token_source in TOKEN_VARIABLES:
+            raise Refusal(409, f"{settings.token_source} is set in ComfyUI's environment and wins over a saved "
+                               "token: change or unset it where ComfyUI is started, then restart ComfyUI")
+        lookup = await check_token(settings, token, CHECK_MODEL)
+        if lookup.state == REJECTED:
+            raise Refusal(422, f"{lookup.message}. Nothing was stored")
+        if lookup.state != OK:
+            raise Refusal(502, f"Could not check the token with RunComfy: {lookup.message}. Nothing was stored; try again")
+        try:
+            path = update_config_file({"api_token": token}, env=self.env)
+        except ConfigurationError as exc:
+            raise Refusal(500, str(exc)) from None
+        log.info("Stored the RunComfy API token (accepted by RunComfy) in %s", path)
+        self.cache.remember(self._settings_or_refuse(), CHECK_MODEL, lookup)
+        return answer({"stored": True, "account": await self._account_state()})
+
+    async def remove_token(self, request: web.Request) -> web.Response:
+        """Remove the token from the config file (one in the environment stays, and the answer says so)."""
+        await read_json_object(request, allow_empty=True)
+        try:
+            _, values = read_config_values(self.env)
+            had_token = "api_token" in values
+            if had_token:
+                path = update_config_file({}, remove=("api_token",), env=self.env)
+                log.info("Removed the RunComfy API token from %s", path)
+        except ConfigurationError as exc:
+            raise Refusal(409, str(exc)) from None
+        return answer({"removed": had_token, "account": await self._account_state()})
+
+    # -- preferences ---------------------------------------------------------
+
+    async def set_preferences(self, request: web.Request) -> web.Response:
+        """``{"reuse_results": bool, "daily_spend_limit_usd": number | null}`` (either or both)."""
+        body = await read_json_object(request)
+        unknown = sorted(set(body) - set(PREFERENCE_DEFAULTS))
+        if unknown or not body:
+            raise Refusal(400, f"Send one or more of {', '.join(PREFERENCE_DEFAULTS)}"
+                               + (f"; unknown: {', '.join(name[:40] for name in unknown[:5])}" if unknown else ""))
+        try:
+            changes = {name: check_preference(name, value) for name, value in body.items()}
+        except ConfigurationError as exc:
+            raise Refusal(400, str(exc)) from None
+        try:
+            update_config_file(changes, env=self.env)
+        except ConfigurationError as exc:
+            raise Refusal(409, str(exc)) from None
+        return answer({"preferences": {name: getattr(self._settings_or_refuse(), name) for name in PREFERENCE_DEFAULTS}})
+
+    def _settings_or_refuse(self) -> Settings:
+        try:
+            return load_settings(self.env)
+        except ConfigurationError as exc:
+            raise Refusal(409, str(exc)) from None

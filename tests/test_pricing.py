@@ -1,0 +1,99 @@
+"""Reading prices from RunComfy's model info: what is accepted, and every doubt that gives ``price ?``."""
+
+from __future__ import annotations
+
+import pytest
+
+from packloader import pack_import
+
+pricing = pack_import("client.pricing")
+billing = pack_import("simulator.billing")
+
+RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
+
+
+def info(note: object = None, base: object = 0.08, unit: object = "output") -> dict:
+    answer = {"model_id": "google/nano-banana-2/text-to-image", "price_unit": unit, "base_price_usd": base}
+    if note is not None:
+        answer["pricing_note"] = note
+    return answer
+
+
+def test_the_simulators_note_gives_a_price_per_resolution():
+    read = pricing.read_pricing(info(billing.PRICING_NOTE, billing.PRICES_USD["1K"]), RESOLUTIONS)
+    assert dict(read.per_image_usd) == billing.PRICES_USD
+    assert read.basis == "per output image, by resolution" and read.reason is None
+    for resolution, price in billing.PRICES_USD.items():
+        for count in range(1, 5):
+            assert read.estimate(resolution, count) == pytest.approx(price * count, abs=1e-9)
+    assert read.estimate("4K", 3) == 0.48 and read.estimate("0.5K", 3) == 0.18  # rounded, no float dust
+
+
+@pytest.mark.parametrize("note", [
+    "0.5K: $0.06, 1K: $0.08, 2K: $0.12, 4K: $0.16",
+    "0.5K=$0.06 1K=$0.08 2K=$0.12 4K=$0.16",
+    "0.5K - $0.06; 1K \u2013 $0.08; 2K \u2014 $0.12; 4k $0.16.",
+    "Per image. 0.5 K $0.06 / 1K $0.08 / 2K $0.12 / 4K $0.16",
+])
+def test_resolution_price_pairs_in_other_spellings(note):
+    assert dict(pricing.read_pricing(info(note), RESOLUTIONS).per_image_usd) == billing.PRICES_USD
+
+
+@pytest.mark.parametrize("unit", ["output", "Outputs", "image", "per image", "per_output_image", "output-images"])
+def test_units_meaning_per_output_image(unit):
+    assert pricing.read_pricing(info(billing.PRICING_NOTE, unit=unit), RESOLUTIONS).known
+
+
+@pytest.mark.parametrize("note", [None, "", "Per output image.", "$0.08 per output image"])
+def test_a_flat_price_when_nothing_mentions_resolution(note):
+    read = pricing.read_pricing(info(note, base=0.08), RESOLUTIONS)
+    assert dict(read.per_image_usd) == {resolution: 0.08 for resolution in RESOLUTIONS}
+    assert read.basis == "flat per output image"
+    assert read.estimate("4K", 4) == 0.32
+
+
+def test_a_base_price_given_as_a_decimal_string_is_read():
+    assert pricing.read_pricing(info("", base="0.08"), RESOLUTIONS).estimate("1K", 2) == 0.16
+
+
+@pytest.mark.parametrize("answer, why", [
+    (info(billing.PRICING_NOTE, unit="second"), "per 'second'"),
+    (info(billing.PRICING_NOTE, unit="request"), "per 'request'"),
+    (info(billing.PRICING_NOTE, unit="megapixel"), "per 'megapixel'"),
+    (info(billing.PRICING_NOTE, unit=None), "no price unit"),
+    (info("", base=None), "no price"),
+    (info("", base=0), "not a positive number"),
+    (info("", base=-0.08), "not a positive number"),
+    (info("", base=True), "not a positive number"),
+    (info("", base="cheap"), "not a positive number"),
+    (info("", base=float("nan")), "not a positive number"),
+    (info(42), "not text"),
+    (info("Price depends on the output resolution."), "depends on resolution"),
+    (info("$0.08 per image at 1024x1024"), "depends on resolution"),
+    (info("$0.08 per image up to 4K"), "terms the pack cannot read"),
+    (info("From $0.06 per image"), "terms the pack cannot read"),
+    (info("1K $0.08, 4K $0.16, plus $0.01 per input image"), "terms the pack cannot read"),
+    (info("1K $0.08 + $0.02 with web search"), "terms the pack cannot read"),
+    (info("$0.10 per output image"), "another price"),
+    (info("1K $0.08, 1K $0.09"), "two prices"),
+    (info("1K $0.07, 2K $0.12", base=0.08), "matches none"),
+    (info("1K $0.08, 2K $0.12, batch of four $0.40"), "cannot attribute"),
+    (info("8K $0.30", base=0.30), "none of this model's resolutions"),
+])
+def test_doubt_means_unknown(answer, why):
+    read = pricing.read_pricing(answer, RESOLUTIONS)
+    assert not read.known and read.basis is None
+    assert why in read.reason
+    assert all(read.estimate(resolution, 1) is None for resolution in RESOLUTIONS)
+
+
+def test_a_resolution_the_note_does_not_price_stays_unknown():
+    read = pricing.read_pricing(info("1K $0.08, 2K $0.12"), RESOLUTIONS)
+    assert read.estimate("1K", 2) == 0.16 and read.estimate("2K", 1) == 0.12
+    assert read.estimate("4K", 1) is None and read.estimate("0.5K", 1) is None
+    assert read.reason == "RunComfy's pricing note gives no price for 0.5K, 4K"
+
+
+def test_an_estimate_needs_at_least_one_image():
+    read = pricing.read_pricing(info(billing.PRICING_NOTE), RESOLUTIONS)
+    assert read.estimate("1K", 0) is None and read.estimate("3K", 1) is None

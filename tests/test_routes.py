@@ -1,0 +1,438 @@
+"""The pack's server routes over real HTTP, mounted like ComfyUI mounts them, against the simulator.
+
+ComfyUI collects every route of every pack in one ``RouteTableDef`` and adds
+each of them twice, under ``/api`` and bare, to one ``web.Application``. The
+app below is built the same way, with no middleware in front, as when ComfyUI
+runs with ``--enable-cors-header``: the routes' own checks are all there is.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import socket
+import stat
+from pathlib import Path
+from typing import Any, AsyncIterator
+
+import httpx
+import pytest
+
+web = pytest.importorskip("aiohttp.web")
+
+from packloader import load_pack, pack_import  # noqa: E402
+
+pack = load_pack()
+routes = pack_import("routes")
+handlers = pack_import("routes.handlers")
+billing = pack_import("simulator.billing")
+pytestmark = pytest.mark.anyio
+
+PREFIX = handlers.PREFIX
+RESOLUTIONS = ("0.5K", "1K", "2K", "4K")
+JSON = {"Content-Type": "application/json"}
+
+
+class Editor:
+    """An HTTP client that behaves like the editor's page: same origin, JSON bodies."""
+
+    def __init__(self, base: str, client: httpx.AsyncClient, answers: list[str]) -> None:
+        self.base, self.client, self.answers = base, client, answers
+
+    async def request(self, method: str, path: str, *, origin: str | None = "same", **kwargs: Any) -> httpx.Response:
+        headers = dict(kwargs.pop("headers", {}))
+        if origin == "same":
+            headers["Origin"] = self.base
+        elif origin is not None:
+            headers["Origin"] = origin
+        response = await self.client.request(method, path, headers=headers, **kwargs)
+        self.answers.append(response.text)
+        return response
+
+    async def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return await self.request("GET", path, origin=kwargs.pop("origin", None), **kwargs)
+
+    async def send(self, method: str, path: str, body: Any, **kwargs: Any) -> httpx.Response:
+        return await self.request(method, path, content=json.dumps(body), headers={**JSON, **kwargs.pop("headers", {})}, **kwargs)
+
+
+def comfyui_like_app(env: dict[str, str]) -> Any:
+    table = web.RouteTableDef()
+    routes.add_routes(table, env)
+    with_api_prefix = web.RouteTableDef()
+    for route in table:
+        with_api_prefix.route(route.method, "/api" + route.path)(route.handler, **route.kwargs)
+    app = web.Application(client_max_size=100 * 1024 * 1024)
+    app.add_routes(with_api_prefix)
+    app.add_routes(table)
+    return app
+
+
+@contextlib.asynccontextmanager
+async def serve(env: dict[str, str], answers: list[str] | None = None) -> AsyncIterator[Editor]:
+    runner = web.AppRunner(comfyui_like_app(env))
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=30.0, trust_env=False) as client:
+            yield Editor(base, client, answers if answers is not None else [])
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    return tmp_path / "home" / "runcomfy" / "config.json"
+
+
+@pytest.fixture
+def env(simulator, config_path: Path) -> dict[str, str]:
+    """No token anywhere yet: the simulator's URL and a config file path that does not exist."""
+    return {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path)}
+
+
+def closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{probe.getsockname()[1]}"
+
+
+def error_of(response: httpx.Response) -> str:
+    body = response.json()
+    assert set(body) == {"error"} and "\n" not in body["error"] and body["error"], body
+    return body["error"]
+
+
+# -- price ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prefix", ["/api", ""])
+async def test_price_for_every_node_resolution_and_count_from_one_model_info_call_each(simulator, env, prefix):
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    async with serve(env) as editor:
+        for node_type in handlers.NODE_MODELS:
+            for resolution in RESOLUTIONS:
+                for count in range(1, 5):
+                    response = await editor.get(f"{prefix}{PREFIX}/price",
+                                                params={"node_type": node_type, "resolution": resolution, "num_images": count})
+                    assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
+                    body = response.json()
+                    assert body["known"] is True and body["reason"] is None, body
+                    assert body["estimate_usd"] == pytest.approx(billing.PRICES_USD[resolution] * count, abs=1e-9)
+                    assert body["model_id"] == handlers.NODE_MODELS[node_type] and body["price_unit"] == "output"
+    assert len(simulator.requests(route="model")) == len(handlers.NODE_MODELS), "one model-info call per model, shared"
+
+
+def test_every_node_of_the_pack_has_a_model_for_its_price():
+    assert set(handlers.NODE_MODELS) == set(pack.NODE_CLASS_MAPPINGS)
+
+
+async def test_no_token_means_price_unknown_and_nothing_sent(simulator, env):
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                "resolution": "1K", "num_images": 1})).json()
+    assert body["known"] is False and body["estimate_usd"] is None
+    assert body["reason"] == "No RunComfy API token is set"
+    assert simulator.requests() == []
+
+
+async def test_a_rejected_token_means_price_unknown(simulator, env):
+    env["RUNCOMFY_API_TOKEN"] = "not-the-simulators-token"
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2TextToImage",
+                                                                "resolution": "4K", "num_images": 2})).json()
+    assert body["known"] is False and "rejected the API token" in body["reason"]
+
+
+async def test_offline_means_price_unknown(simulator, env):
+    env.update(RUNCOMFY_API_TOKEN=simulator.token, RUNCOMFY_API_BASE_URL=closed_port_url())
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2TextToImage",
+                                                                "resolution": "1K", "num_images": 1})).json()
+    assert body["known"] is False and "connection" in body["reason"].lower()
+
+
+@pytest.mark.parametrize("model_info, reason", [
+    ({"base_price_usd": 0.08, "price_unit": "output", "pricing_note": "Price depends on resolution."},
+     "depends on resolution"),
+    ({"base_price_usd": 0.02, "price_unit": "second", "pricing_note": ""}, "per 'second'"),
+])
+async def test_a_pricing_note_the_pack_cannot_read_means_price_unknown(simulator, env, model_info, reason):
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    simulator.add_fault("model", "http_error", times=None, status=200, content_type="application/json",
+                        body=json.dumps({"model_id": "google/nano-banana-2/text-to-image", **model_info}))
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2TextToImage",
+                                                                "resolution": "1K", "num_images": 1})).json()
+    assert body["known"] is False and body["estimate_usd"] is None and reason in body["reason"]
+
+
+@pytest.mark.parametrize("params, says", [
+    ({"node_type": "KSampler", "resolution": "1K", "num_images": 1}, "Unknown node type 'KSampler'"),
+    ({"node_type": "RunComfyNanoBanana2Edit", "resolution": "8K", "num_images": 1}, "resolution must be one of"),
+    ({"node_type": "RunComfyNanoBanana2Edit", "resolution": "1K", "num_images": 0}, "num_images must be"),
+    ({"node_type": "RunComfyNanoBanana2Edit", "resolution": "1K", "num_images": 5}, "num_images must be"),
+    ({"node_type": "RunComfyNanoBanana2Edit", "resolution": "1K", "num_images": "two"}, "num_images must be"),
+    ({}, "Unknown node type ''"),
+])
+async def test_bad_price_questions_get_a_400(simulator, env, params, says):
+    async with serve(env) as editor:
+        response = await editor.get(f"/api{PREFIX}/price", params=params)
+    assert response.status_code == 400 and says in error_of(response)
+
+
+# -- account -------------------------------------------------------------------------------
+
+
+async def test_account_without_a_token(simulator, env, config_path):
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/account")).json()
+    assert body["token"] == {"set": False, "source": "none", "variable": None,
+                             "config_path": str(config_path), "saved_in_file": False}
+    assert body["check"]["state"] == "no_token"
+    assert body["preferences"] == {"reuse_results": True, "daily_spend_limit_usd": None}
+    assert set(body["spend"]) == {"session_total_usd", "session_jobs", "jobs_without_cost"}
+
+
+async def test_account_with_a_token_in_the_environment(simulator, env):
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/account")).json()
+        again = (await editor.get(f"/api{PREFIX}/account")).json()
+        assert len(simulator.requests(route="model")) == 1, "the check is cached"
+        await editor.get(f"/api{PREFIX}/account", params={"refresh": "1"})
+        assert len(simulator.requests(route="model")) == 2, "refresh asks RunComfy again"
+    assert body["token"]["source"] == "environment" and body["token"]["variable"] == "RUNCOMFY_API_TOKEN"
+    assert body["check"]["state"] == "valid" and again["check"] == body["check"]
+
+
+async def test_account_states_rejected_and_unreachable(simulator, env):
+    env["RUNCOMFY_API_TOKEN"] = "wrong-token-1234"
+    async with serve(env) as editor:
+        rejected = (await editor.get(f"/api{PREFIX}/account")).json()
+    env["RUNCOMFY_API_BASE_URL"] = closed_port_url()
+    async with serve(env) as editor:
+        unreachable = (await editor.get(f"/api{PREFIX}/account")).json()
+    assert rejected["check"]["state"] == "rejected" and "rejected the API token" in rejected["check"]["message"]
+    assert unreachable["check"]["state"] == "unreachable"
+
+
+async def test_a_broken_config_file_is_reported_not_hidden(simulator, env, config_path):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text('{"api_token": ', encoding="utf-8")
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/account")).json()
+    assert "Cannot read config file" in body["config_error"] and body["check"]["state"] == "error"
+    assert body["token"]["saved_in_file"] is None
+
+
+# -- storing and removing the token --------------------------------------------------------------
+
+
+async def test_an_accepted_token_is_stored_privately_and_used_at_once(simulator, env, config_path):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"download_hosts": ["cdn.example"], "reuse_results": False}), encoding="utf-8")
+    async with serve(env) as editor:
+        before = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                  "resolution": "2K", "num_images": 3})).json()
+        response = await editor.send("POST", f"/api{PREFIX}/token", {"token": f"  {simulator.token}\n"})
+        after = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                 "resolution": "2K", "num_images": 3})).json()
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["stored"] is True
+    assert body["account"]["token"]["source"] == "config_file" and body["account"]["check"]["state"] == "valid"
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+    assert json.loads(config_path.read_text()) == {"download_hosts": ["cdn.example"], "reuse_results": False,
+                                                   "api_token": simulator.token}
+    assert before["known"] is False and after["known"] is True and after["estimate_usd"] == pytest.approx(0.36)
+
+
+async def test_a_rejected_token_is_not_stored(simulator, env, config_path):
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/token", {"token": "rc-not-a-real-token"})
+    assert response.status_code == 422
+    assert "rejected the API token" in error_of(response) and "Nothing was stored" in error_of(response)
+    assert not config_path.exists()
+
+
+async def test_a_token_that_cannot_be_checked_is_not_stored(simulator, env, config_path):
+    env["RUNCOMFY_API_BASE_URL"] = closed_port_url()
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.token})
+    assert response.status_code == 502 and "Nothing was stored" in error_of(response)
+    assert not config_path.exists()
+
+
+async def test_the_environment_token_wins_and_the_answer_says_so(simulator, env, config_path):
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.add_account()})
+    assert response.status_code == 409 and "RUNCOMFY_API_TOKEN is set in ComfyUI's environment" in error_of(response)
+    assert not config_path.exists() and simulator.requests() == []
+
+
+async def test_removing_the_token_keeps_the_other_settings(simulator, env, config_path):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"api_token": simulator.token, "daily_spend_limit_usd": 3}), encoding="utf-8")
+    async with serve(env) as editor:
+        first = await editor.send("DELETE", f"/api{PREFIX}/token", {})
+        second = await editor.send("DELETE", f"/api{PREFIX}/token", {})
+    assert first.status_code == 200 and first.json()["removed"] is True
+    assert first.json()["account"]["token"]["source"] == "none"
+    assert second.json()["removed"] is False
+    assert json.loads(config_path.read_text()) == {"daily_spend_limit_usd": 3}
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "not valid JSON"),
+    ("[1, 2]", "must be a JSON object"),
+    ("{}", 'Send {"token"'),
+    ('{"token": "abc", "extra": 1}', 'Send {"token"'),
+    ('{"token": 12345}', "must be text"),
+    ('{"token": ""}', "empty"),
+    ('{"token": "   "}', "empty"),
+    ('{"token": "abc def"}', "space or line break inside"),
+    ('{"token": "abc\\tdef"}', "space or line break inside"),
+    ('{"token": "t\\u00f6ken-abc"}', "not plain ASCII"),
+    (json.dumps({"token": "x" * 600}), "too long"),
+])
+async def test_malformed_token_requests_are_refused_before_anything_is_sent(simulator, env, config_path, content, says):
+    async with serve(env) as editor:
+        response = await editor.request("POST", f"/api{PREFIX}/token", content=content, headers=JSON)
+    assert response.status_code == 400 and says in error_of(response)
+    assert simulator.requests() == [] and not config_path.exists()
+
+
+async def test_an_oversized_body_is_refused(simulator, env, config_path):
+    async with serve(env) as editor:
+        response = await editor.request("POST", f"/api{PREFIX}/token", content=json.dumps({"token": "x" * 40000}),
+                                        headers=JSON)
+    assert response.status_code == 413 and "larger than 16 KiB" in error_of(response)
+    assert simulator.requests() == [] and not config_path.exists()
+
+
+# -- writes from elsewhere ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method, path, body", [
+    ("POST", "/token", {"token": "attacker-token-123"}),
+    ("DELETE", "/token", {}),
+    ("POST", "/preferences", {"reuse_results": False}),
+])
+@pytest.mark.parametrize("origin, headers, status", [
+    ("http://evil.example", JSON, 403),                                  # a script on another site
+    ("http://127.0.0.1:1", JSON, 403),                                   # another local port is another site
+    ("null", JSON, 403),                                                 # a sandboxed frame
+    (None, JSON, 403),                                                   # no Origin at all
+    ("same", {**JSON, "Sec-Fetch-Site": "cross-site"}, 403),             # the browser says so
+    ("same", {**JSON, "Sec-Fetch-Site": "same-site"}, 403),
+    ("same", {"Content-Type": "application/x-www-form-urlencoded"}, 415),  # what an HTML form can send
+    ("same", {"Content-Type": "text/plain"}, 415),
+    ("same", {"Content-Type": "multipart/form-data; boundary=x"}, 415),
+])
+async def test_state_changes_from_another_site_are_refused(simulator, env, config_path, method, path, body,
+                                                           origin, headers, status):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"api_token": simulator.token}), encoding="utf-8")
+    before = config_path.read_bytes()
+    async with serve(env) as editor:
+        response = await editor.request(method, f"/api{PREFIX}{path}", origin=origin, headers=headers,
+                                        content=json.dumps(body))
+    assert response.status_code == status and error_of(response)
+    assert config_path.read_bytes() == before
+    assert simulator.requests() == []
+
+
+async def test_another_site_cannot_probe_the_account(simulator, env):
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    async with serve(env) as editor:
+        foreign = await editor.get(f"/api{PREFIX}/account", origin="http://evil.example")
+        fetched = await editor.get(f"/api{PREFIX}/account", headers={"Sec-Fetch-Site": "cross-site"})
+        own = await editor.get(f"/api{PREFIX}/account", origin=editor.base, headers={"Sec-Fetch-Site": "same-origin"})
+    assert foreign.status_code == 403 and fetched.status_code == 403 and own.status_code == 200
+    assert "token" not in foreign.json() and "token" not in fetched.json()
+
+
+async def test_a_proxy_forwarded_host_is_the_editors_origin(simulator, env):
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/preferences", {"reuse_results": False},
+                                     origin="https://comfy.example.org",
+                                     headers={"X-Forwarded-Host": "comfy.example.org"})
+    assert response.status_code == 200, response.text
+
+
+# -- preferences ----------------------------------------------------------------------------------
+
+
+async def test_preferences_are_stored_beside_the_token(simulator, env, config_path):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"api_token": simulator.token}), encoding="utf-8")
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/preferences",
+                                     {"reuse_results": False, "daily_spend_limit_usd": 2.5})
+        account = (await editor.get(f"/api{PREFIX}/account")).json()
+        cleared = await editor.send("POST", f"/api{PREFIX}/preferences", {"daily_spend_limit_usd": None})
+    assert response.status_code == 200
+    assert response.json() == {"preferences": {"reuse_results": False, "daily_spend_limit_usd": 2.5}}
+    assert account["preferences"] == {"reuse_results": False, "daily_spend_limit_usd": 2.5}
+    assert cleared.json()["preferences"] == {"reuse_results": False, "daily_spend_limit_usd": None}
+    assert json.loads(config_path.read_text()) == {"api_token": simulator.token, "reuse_results": False,
+                                                   "daily_spend_limit_usd": None}
+    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
+
+
+@pytest.mark.parametrize("body, says", [
+    ({"reuse_results": "no"}, '"reuse_results" must be true or false'),
+    ({"daily_spend_limit_usd": -1}, '"daily_spend_limit_usd" must be a positive number'),
+    ({"daily_spend_limit_usd": "10"}, '"daily_spend_limit_usd" must be a positive number'),
+    ({"api_token": "sneaky-token"}, "unknown: api_token"),
+    ({}, "Send one or more of reuse_results, daily_spend_limit_usd"),
+])
+async def test_bad_preferences_are_refused(simulator, env, config_path, body, says):
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/preferences", body)
+    assert response.status_code == 400 and says in error_of(response)
+    assert not config_path.exists()
+
+
+# -- the token never comes back -----------------------------------------------------------------
+
+
+async def test_the_token_is_in_no_answer_and_no_log_record(simulator, env, config_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    answers: list[str] = []
+    other_token = simulator.add_account()
+    async with serve(env, answers) as editor:
+        await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.token})
+        await editor.get(f"/api{PREFIX}/account", params={"refresh": "1"})
+        await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                        "resolution": "1K", "num_images": 1})
+        await editor.send("POST", f"/api{PREFIX}/token", {"token": other_token + "x"})  # rejected
+        await editor.send("POST", f"/api{PREFIX}/token", {"token": other_token + " x"})  # malformed
+        await editor.send("POST", f"/api{PREFIX}/token", {"token": other_token}, origin="http://evil.example")
+        await editor.send("POST", f"/api{PREFIX}/preferences", {"reuse_results": True})
+        await editor.send("POST", f"/api{PREFIX}/token", {"token": other_token})  # replaces the first
+        await editor.send("DELETE", f"/api{PREFIX}/token", {})
+    assert len(answers) == 9
+    records = [record.getMessage() for record in caplog.records]
+    assert any("Stored the RunComfy API token" in message for message in records)
+    for secret in (simulator.token, other_token):
+        assert not any(secret in answer for answer in answers)
+        assert not any(secret in message for message in records)
+    assert not config_path.exists() or "api_token" not in json.loads(config_path.read_text())
+
+
+async def test_a_bug_is_a_json_500_not_a_page(simulator, env, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(handlers, "load_settings", broken)
+    async with serve(env) as editor:
+        response = await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                   "resolution": "1K", "num_images": 1})
+    assert response.status_code == 500 and "RuntimeError" in error_of(response)
