@@ -19,26 +19,17 @@ import base64
 import binascii
 import hashlib
 import json
-import re
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
+
+from .formats import image_digest
+from .schemas import InlineImage
 
 _REQUEST_DOMAIN = b"runcomfy/request-fingerprint/v1\0"
 _ACCOUNT_DOMAIN = b"runcomfy/account-fingerprint/v1\0"
-_DIGEST = re.compile(r"^[0-9a-f]{64}$")
 # A data URI's header ends at its first comma; it is short ("data:image/png;base64"),
 # so the comma is looked for only near the start instead of across megabytes.
 _HEADER_LIMIT = 128
-
-
-def image_digest(data: bytes) -> str:
-    """SHA-256 (hex) of an image's bytes: the one hash used for input and result files."""
-    return hashlib.sha256(data).hexdigest()
-
-
-def is_digest(value: object) -> bool:
-    """Whether ``value`` is spelled as ``image_digest`` spells digests (64 lowercase hex)."""
-    return isinstance(value, str) and _DIGEST.match(value) is not None
 
 
 def _data_uri_header(value: str) -> str | None:
@@ -51,23 +42,23 @@ def _data_uri_header(value: str) -> str | None:
     return value[:comma].lower()
 
 
-def _inline_image(value: str, header: str, digest: str | None) -> dict[str, str]:
-    if digest is None:
-        payload = value[len(header) + 1 :]
-        try:
-            digest = image_digest(base64.b64decode(payload))
-        except (binascii.Error, ValueError):
-            # Not valid base64: RunComfy will refuse it anyway; hash the text so the
-            # fingerprint never stops a run (and never equals a valid image's).
-            return {"data": header, "text_sha256": hashlib.sha256(payload.encode()).hexdigest()}
-    return {"data": header, "sha256": digest}
+def _inline_image(value: str, header: str) -> dict[str, str]:
+    payload = value[len(header) + 1 :]
+    try:
+        return {"data": header, "sha256": image_digest(base64.b64decode(payload))}
+    except (binascii.Error, ValueError):
+        # Not valid base64: RunComfy will refuse it anyway; hash the text so the
+        # fingerprint never stops a run (and never equals a valid image's).
+        return {"data": header, "text_sha256": hashlib.sha256(payload.encode()).hexdigest()}
 
 
 def _canonical(value: Any) -> Any:
-    """The value with every base64 data URI replaced by its media type and digest."""
+    """The value with every inline image replaced by its media type and digest."""
+    if isinstance(value, InlineImage):
+        return {"data": f"data:{value.mime};base64", "sha256": value.digest}
     if isinstance(value, str):
         header = _data_uri_header(value)
-        return value if header is None else _inline_image(value, header, None)
+        return value if header is None else _inline_image(value, header)
     if isinstance(value, Mapping):
         return {str(key): _canonical(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
@@ -75,47 +66,17 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def _canonical_image_urls(urls: Any, digests: Sequence[str | None]) -> list[Any]:
-    if not isinstance(urls, (list, tuple)) or len(urls) != len(digests):
-        count = len(urls) if isinstance(urls, (list, tuple)) else 0
-        raise ValueError(f"image_digests has {len(digests)} entries but image_urls has {count}; pass one per URL")
-    canonical: list[Any] = []
-    for index, (url, digest) in enumerate(zip(urls, digests)):
-        header = _data_uri_header(url) if isinstance(url, str) else None
-        if header is None:
-            if digest is not None:
-                raise ValueError(f"image_digests[{index}] is given but image_urls[{index}] is not an inline image")
-            canonical.append(_canonical(url))
-            continue
-        if digest is not None and not is_digest(digest):
-            raise ValueError(f"image_digests[{index}] is not a lowercase hex SHA-256 digest")
-        canonical.append(_inline_image(url, header, digest))
-    return canonical
-
-
-def request_fingerprint(
-    model_id: str, body: Mapping[str, Any], *, image_digests: Sequence[str | None] | None = None
-) -> str:
+def request_fingerprint(model_id: str, body: Mapping[str, Any]) -> str:
     """Hex SHA-256 of the model id and the request body exactly as it will be sent.
 
     Key order does not matter; every value does (``5`` and ``5.0`` differ, as
     they differ on the wire). Compute it over the final body, after defaults
     are filled in, or an omitted default and an explicit one would differ.
-
-    ``image_digests``, if given, has one entry per ``body["image_urls"]`` item:
-    the ``image_digest`` of the inline image's raw bytes, or None for a hosted
-    URL (or to let this function decode that URI). Callers that encoded the
-    images themselves pass it, so twenty 6 MiB images are not base64-decoded a
-    second time just to be hashed; the digests are trusted, not re-checked.
-    Inline images outside ``image_urls`` are always decoded and hashed here.
+    An ``InlineImage`` counts by the digest it already holds, so twenty 6 MiB
+    images are not hashed again; a data URI given as text is decoded here.
     """
-    if image_digests is None or ("image_urls" not in body and not image_digests):
-        canonical = _canonical(body)
-    else:
-        canonical = _canonical({key: value for key, value in body.items() if key != "image_urls"})
-        canonical["image_urls"] = _canonical_image_urls(body.get("image_urls"), image_digests)
     text = json.dumps(
-        {"model": model_id, "body": canonical},
+        {"model": model_id, "body": _canonical(body)},
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=False,

@@ -8,6 +8,8 @@ extension a written file gets).
 
 from __future__ import annotations
 
+import hashlib
+import re
 from dataclasses import dataclass
 
 
@@ -72,3 +74,16 @@ def sniff(data: bytes) -> ImageFormat | None:
 def by_output_format(output_format: str) -> ImageFormat:
     """The format of a model's ``output_format`` value (``png``, ``jpeg``, ``webp``)."""
     return next(f for f in RESULT_FORMATS if f.name == output_format)
+
+
+_DIGEST = re.compile(r"^[0-9a-f]{64}$")
+
+
+def image_digest(data: bytes) -> str:
+    """SHA-256 (hex) of an image file's bytes: the one identity of input and result files."""
+    return hashlib.sha256(data).hexdigest()
+
+
+def is_digest(value: object) -> bool:
+    """Whether ``value`` is spelled as ``image_digest`` spells digests (64 lowercase hex)."""
+    return isinstance(value, str) and _DIGEST.match(value) is not None

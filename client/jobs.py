@@ -14,14 +14,19 @@ import asyncio
 import contextlib
 import enum
 import logging
+import threading
 import time
 import weakref
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
 from typing import Any, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
 
 from .api import RunComfyClient
 from .config import Settings
+from .storage_paths import JOURNAL_FILE_NAME, RESULTS_DIR_NAME, default_data_dir
 from .errors import (
+    ConfigurationError,
     DownloadError,
     JobBlockedError,
     JobCancelledError,
@@ -32,8 +37,12 @@ from .errors import (
     ResultError,
     RunComfyError,
     SubmitNotSentError,
+    SubmitOutcomeUnknownError,
     shorten,
 )
+from .fingerprint import account_fingerprint
+from .journal import Action, Claim, Entry, Journal
+from .journal import JobState as JournalState
 from .limits import (
     CANCEL_SECONDS,
     DOWNLOAD_SECONDS,
@@ -43,7 +52,8 @@ from .limits import (
 )
 from .pacing import PollPacer, RunDurations
 from .request import JobRequest
-from .responses import CancelOutcome, JobResult, Phase
+from .responses import CancelOutcome, JobResult, Phase, check_request_id
+from .result_store import ResultStore
 from .retry import RetryPolicy
 from .stop import Stop, StopRequested
 
@@ -70,6 +80,8 @@ class Stage(str, enum.Enum):
     CANCELLING = "cancelling"
     CANCELLED = "cancelled"
     NOT_CANCELLABLE = "not_cancellable"
+    REUSED = "reused"  # the same inputs were paid for before: their stored files are returned
+    RESUMING = "resuming"  # a job of the same inputs already exists: followed, not submitted
 
 
 _STAGE_OF_PHASE = {Phase.QUEUED: Stage.QUEUED, Phase.RUNNING: Stage.RUNNING, Phase.COMPLETED: Stage.FINISHING}
@@ -93,6 +105,10 @@ class JobUpdate:
             return f"queued (position {self.queue_position}){rid}"
         if self.stage is Stage.OTHER_STATUS:
             return f"RunComfy says {self.status!r}{rid}"
+        if self.stage is Stage.RESUMING:
+            return f"resuming request {self.request_id}: already paid for, not submitted again"
+        if self.stage is Stage.REUSED:
+            return f"reused the result of request {self.request_id} ({self.detail})"
         return f"{self.stage.value}{': ' + self.detail if self.detail else ''}{rid}"
 
 
@@ -101,15 +117,24 @@ UpdateCallback = Callable[[JobUpdate], None]
 
 @dataclass(frozen=True)
 class FinishedJob(Generic[T]):
-    """A completed job and its downloaded (and optionally processed) files, in API order."""
+    """A completed job and its files (processed by the caller), in API order.
+
+    ``result`` is RunComfy's answer, or None when the files were reused from
+    the result store (``reused_at``: when that job was paid for); ``cost`` is
+    what this run was billed as RunComfy reported it (None: not reported, or
+    nothing billed because the result was reused).
+    """
 
     request_id: str
-    result: JobResult
+    model_id: str | None
+    status: str
     files: list[T]
+    result: JobResult | None = None
+    reused_at: datetime | None = None
 
     @property
     def cost(self) -> float | None:
-        return self.result.cost
+        return self.result.cost if self.result is not None else None
 
 
 class _DeadlineReached(Exception):
@@ -133,10 +158,15 @@ class Jobs:
         durations: RunDurations | None = None,
         retry: RetryPolicy = RetryPolicy(),
         max_concurrent_jobs: int = 8,
+        journal: Journal | None = None,
+        store: ResultStore | None = None,
     ) -> None:
         self.client = client
         self.durations = durations if durations is not None else RunDurations()
         self.retry = retry
+        self.journal = journal
+        self.store = store
+        self.account = account_fingerprint(client.settings.base_url, client.settings.token or "")
         # Caps how many jobs one account runs at once (a list of prompts fans out).
         self._slots = asyncio.Semaphore(max_concurrent_jobs)
 
@@ -149,33 +179,169 @@ class Jobs:
         stop: Stop | None = None,
         timeout: float = JOB_DEADLINE_SECONDS,
         process: Callable[[bytes], Awaitable[T]] | None = None,
+        reuse: bool = True,
     ) -> FinishedJob[T]:
         """Run one job; ``process`` turns each downloaded file into what the caller keeps.
 
+        With a journal, the same inputs never cost twice: a stored result of
+        them is returned at once (nothing is sent), a job of them already paid
+        for is followed instead of submitting (``reuse=False`` always submits).
         Files are downloaded concurrently and each is processed as soon as it
         arrives, so decoding overlaps the remaining downloads.
         """
         request = JobRequest.checked(model_id, inputs, local_api=self.client.local)
         report = _best_effort(on_update)
         stop = stop if stop is not None else Stop()
+        process = process if process is not None else _identity
+        while True:
+            claim = await self._claim(request, reuse, stop)
+            if claim is not None and claim.action is Action.REUSE:
+                reused = await self._reuse(claim.entry, report, process)
+                if reused is not None:
+                    return reused
+            if claim is not None and claim.action in (Action.REUSE, Action.RESUME):
+                report(JobUpdate(Stage.RESUMING, claim.request_id))
+                try:
+                    return await self._collect(claim.request_id, request.kind, report, stop, timeout, process)
+                except NotFoundError:  # expired or unknown on RunComfy: recorded, then decided again
+                    continue
+            return await self._submit_and_collect(request, claim, report, stop, timeout, process)
+
+    async def collect(
+        self,
+        request_id: str,
+        *,
+        on_update: UpdateCallback | None = None,
+        stop: Stop | None = None,
+        timeout: float = JOB_DEADLINE_SECONDS,
+        process: Callable[[bytes], Awaitable[T]] | None = None,
+    ) -> FinishedJob[T]:
+        """Follow a job submitted earlier (by this pack or elsewhere) and collect its files.
+
+        Never submits, so it is free. Files already in the result store are taken from there.
+        """
+        request_id = check_request_id(request_id)
+        report = _best_effort(on_update)
+        process = process if process is not None else _identity
+        entry = await self._journal_call("get", request_id)
+        if entry is not None and entry.account == self.account:
+            reused = await self._reuse(entry, report, process)
+            if reused is not None:
+                return reused
+        report(JobUpdate(Stage.RESUMING, request_id))
+        kind = (entry.model_id, None, None) if entry is not None else (None, None, None)
+        return await self._collect(request_id, kind, report, stop or Stop(), timeout, process)
+
+    async def _submit_and_collect(
+        self, request: JobRequest, claim: Claim | None, report: UpdateCallback, stop: Stop, timeout: float,
+        process: Callable[[bytes], Awaitable[T]],
+    ) -> FinishedJob[T]:
         try:
             await stop.race(self._slots.acquire())
         except StopRequested:
+            await self._journal_call("release", claim)
             raise JobCancelledError(NOTHING_SENT) from None
         try:
             try:
                 request_id = await self._submit(request, report, stop)
             except StopRequested:
+                await self._journal_call("release", claim)
                 raise JobCancelledError(NOTHING_SENT) from None
+            except SubmitOutcomeUnknownError:
+                await self._journal_call("release", claim, maybe_sent=True)
+                raise
+            except BaseException:
+                await self._journal_call("release", claim)
+                raise
+            if claim is not None:
+                await self._journal_call("record_submitted", claim, request_id)
             report(JobUpdate(Stage.SUBMITTED, request_id))
             journey = _Journey(self, request_id, request.kind, report, stop, timeout)
-            result = await journey.result()
+            result = await self._recorded(journey, journey.result())
         finally:
             self._slots.release()
-        files = await journey.files(result, process or _identity)
+        return await self._finish(journey, result, process)
+
+    async def _collect(
+        self, request_id: str, kind: Hashable, report: UpdateCallback, stop: Stop, timeout: float,
+        process: Callable[[bytes], Awaitable[T]],
+    ) -> FinishedJob[T]:
+        """Follow a job that already exists and download its files (no slot: nothing new runs)."""
+        journey = _Journey(self, request_id, kind, report, stop, timeout)
+        result = await self._recorded(journey, journey.result())
+        return await self._finish(journey, result, process)
+
+    async def _finish(
+        self, journey: "_Journey", result: JobResult, process: Callable[[bytes], Awaitable[T]]
+    ) -> FinishedJob[T]:
+        """Download, keep in the store, record the files, process."""
+
+        async def keep_then_process(data: bytes) -> tuple[str | None, T]:
+            digest = await asyncio.to_thread(self.store.put, data) if self.store is not None else None
+            return digest, await process(data)
+
+        pairs = await journey.files(result, keep_then_process)
+        digests = [digest for digest, _ in pairs]
+        if all(digests):
+            await self._journal_call("record_files", journey.request_id, digests)
         cost = f"${result.cost:.3f}" if result.cost is not None else "cost not reported"
-        report(JobUpdate(Stage.DONE, request_id, result.status, detail=cost))
-        return FinishedJob(request_id, result, files)
+        journey.report(JobUpdate(Stage.DONE, journey.request_id, result.status, detail=cost))
+        model_id = journey.kind[0] if isinstance(journey.kind, tuple) else result.model_id
+        return FinishedJob(journey.request_id, model_id, result.status, [file for _, file in pairs], result)
+
+    async def _recorded(self, journey: "_Journey", following: Awaitable[JobResult]) -> JobResult:
+        """Await the job's end, and write what is known of it to the journal, whatever happens."""
+        try:
+            return await following
+        finally:
+            if journey.ended is not None:
+                await self._journal_call("record_state", journey.request_id, journey.ended, journey.cost)
+
+    async def _claim(self, request: JobRequest, reuse: bool, stop: Stop) -> Claim | None:
+        """Ask the journal whether to reuse, resume or submit (None: no journal)."""
+        if self.journal is None:
+            return None
+        prompt = str(request.inputs.get("prompt", ""))
+        is_stored = self.store.has if self.store is not None else None
+        claim = await asyncio.to_thread(
+            self.journal.claim, request.fingerprint, self.account, model_id=request.model_id, prompt=prompt,
+            is_stored=is_stored, reuse=reuse, stop=stop,
+        )
+        if claim.action is Action.BUSY:
+            if stop.is_set():
+                raise JobCancelledError(NOTHING_SENT)
+            raise JobCancelledError(
+                "Another run of the very same inputs (another ComfyUI or the command line) has been submitting "
+                "for too long; nothing was sent. Run again to reuse its result once it has one"
+            )
+        return claim
+
+    async def _reuse(
+        self, entry: Entry, report: UpdateCallback, process: Callable[[bytes], Awaitable[T]]
+    ) -> FinishedJob[T] | None:
+        """The stored files of a completed job, processed; None if any is missing now."""
+        if self.store is None or not entry.files or entry.state is not JournalState.COMPLETED:
+            return None
+        files = [await asyncio.to_thread(self.store.get, digest) for digest in entry.files]
+        if any(data is None for data in files):
+            return None
+        when = entry.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        report(JobUpdate(Stage.REUSED, entry.request_id, detail=f"paid {when}, not billed again"))
+        processed = []
+        for number, data in enumerate(files, start=1):
+            try:
+                processed.append(await process(data))
+            except Exception as error:
+                raise ResultError(f"Stored result {number} cannot be used: {error}", request_id=entry.request_id) from None
+        return FinishedJob(
+            entry.request_id, entry.model_id, JournalState.COMPLETED.value, processed, reused_at=entry.created_at
+        )
+
+    async def _journal_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """A journal operation on a worker thread; nothing without a journal (or a claim)."""
+        if self.journal is None or any(arg is None for arg in args):
+            return None
+        return await asyncio.to_thread(getattr(self.journal, name), *args, **kwargs)
 
     async def _submit(self, request: JobRequest, report: UpdateCallback, stop: Stop) -> str:
         """Send the one billed call; repeated only when it provably never arrived or was
@@ -221,6 +387,9 @@ class _Journey:
         self.pacer = PollPacer(expected_run=self.durations.expected(kind), spread=self.durations.spread(kind))
         self._last_seen: tuple | None = None
         self._last_poll_at: float | None = None
+        # What the journal should remember once known: how the job ended, and its reported cost.
+        self.ended: JournalState | None = None
+        self.cost: float | None = None
 
     async def result(self) -> JobResult:
         """The completed ``/result``; a typed error (with the request id) for every other end."""
@@ -303,8 +472,11 @@ class _Journey:
             await self._pause(self.pacer.next_delay(result.phase))
         if status.phase is Phase.COMPLETED and previous_poll_at is not None:
             self._learn_duration(result, (previous_poll_at + self._last_poll_at) / 2)
+        self.cost = result.cost
         if result.phase is Phase.COMPLETED and not result.error and result.image_urls:
+            self.ended = JournalState.COMPLETED
             return result
+        self.ended = JournalState.CANCELLED if result.phase is Phase.CANCELLED else JournalState.FAILED
         raise _job_error(result)
 
     async def _poll(self, call: Callable[[str], Awaitable[T]]) -> T:
@@ -322,6 +494,8 @@ class _Journey:
                 answer = await call()
             except RunComfyError as error:
                 if not self._worth_repeating(error):
+                    if isinstance(error, NotFoundError) and error.status_code == 404:
+                        self.ended = JournalState.EXPIRED  # unknown, deleted or expired on RunComfy
                     raise
                 failures += 1
                 if failures == 1:
@@ -384,6 +558,7 @@ class _Journey:
                 request_id=self.request_id,
             )
         if outcome.cancelled:
+            self.ended = JournalState.CANCELLED
             self.report(JobUpdate(Stage.CANCELLED, self.request_id, outcome.said))
             return JobCancelledError(
                 "Cancelled on RunComfy while still queued: nothing is billed", request_id=self.request_id
@@ -400,6 +575,7 @@ class _Journey:
         with contextlib.suppress(RunComfyError, _DeadlineReached):
             outcome = await self._cancel()
             if outcome.cancelled:
+                self.ended = JournalState.CANCELLED
                 self.report(JobUpdate(Stage.CANCELLED, self.request_id, outcome.said))
                 return JobTimeoutError(
                     f"Gave up waiting after {self.timeout:.0f} s with the job still queued, and cancelled it "
@@ -514,18 +690,40 @@ async def _submit_despite_cancellation(client: RunComfyClient, request: JobReque
 # loops: one record per account.
 _PER_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Jobs]]" = weakref.WeakKeyDictionary()
 _DURATIONS: dict[tuple[str, str], RunDurations] = {}
+_STORAGE: dict[Path, tuple[Journal, ResultStore]] = {}
+_storage_lock = threading.Lock()
 
 
 def shared_jobs(settings: Settings) -> Jobs:
-    """The process-wide ``Jobs`` for the running event loop and this account.
+    """The process-wide ``Jobs`` for the running event loop and this account, with the
+    user's journal and result store (shared by every loop of the process).
 
     Raises ``MissingTokenError`` (nothing sent) when the settings have no token.
     """
     loop = asyncio.get_running_loop()
     per_loop = _PER_LOOP.setdefault(loop, {})
-    key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts)
+    journal, store = shared_storage()
+    key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts, id(journal))
     jobs = per_loop.get(key)
     if jobs is None:
         durations = _DURATIONS.setdefault(key[:2], RunDurations())
-        jobs = per_loop[key] = Jobs(RunComfyClient(settings), durations=durations)
+        jobs = Jobs(RunComfyClient(settings), durations=durations, journal=journal, store=store)
+        per_loop[key] = jobs
     return jobs
+
+
+def shared_storage() -> tuple[Journal | None, ResultStore | None]:
+    """The journal and result store in the user's data folder, one of each per process.
+
+    A data folder that cannot be used (e.g. one inside the pack) means no
+    journal, with one warning: generation never stops because of it.
+    """
+    try:
+        folder = default_data_dir()
+    except ConfigurationError as error:
+        log.warning("No job journal or result store: %s", error)
+        return None, None
+    with _storage_lock:
+        if folder not in _STORAGE:
+            _STORAGE[folder] = (Journal(folder / JOURNAL_FILE_NAME), ResultStore(folder / RESULTS_DIR_NAME))
+        return _STORAGE[folder]

@@ -74,7 +74,7 @@ from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
 from .errors import redact
-from .fingerprint import is_digest
+from .formats import is_digest
 
 log = logging.getLogger("runcomfy.journal")
 

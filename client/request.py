@@ -15,6 +15,7 @@ from typing import Any, Hashable, Mapping
 
 from .errors import RequestValidationError
 from .limits import MAX_BODY_BYTES, MIB
+from .fingerprint import request_fingerprint
 from .schemas import InlineImage, get_schema
 
 
@@ -39,6 +40,11 @@ class JobRequest:
                 field="image_urls",
             )
         return cls(model_id, inputs, body)
+
+    @property
+    def fingerprint(self) -> str:
+        """What makes two runs "the same" for the journal: every field, defaults filled in."""
+        return request_fingerprint(self.model_id, {**get_schema(self.model_id).defaults(), **self.inputs})
 
     @property
     def kind(self) -> Hashable:

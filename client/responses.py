@@ -85,6 +85,7 @@ class JobResult:
     created_at: str | None = None
     finished_at: str | None = None
     queue_position: int | None = None
+    model_id: str | None = None  # "sometimes present"
 
     @property
     def run_seconds(self) -> float | None:
@@ -186,6 +187,7 @@ def parse_result(body: Mapping[str, Any], request_id: str) -> JobResult:
         created_at=body.get("created_at"),
         finished_at=body.get("finished_at"),
         queue_position=_int_or_none(body.get("queue_position")),
+        model_id=body.get("model_id") if isinstance(body.get("model_id"), str) else None,
     )
 
 

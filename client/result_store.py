@@ -32,8 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from .formats import FORMATS, sniff
-from .fingerprint import image_digest, is_digest
+from .formats import FORMATS, image_digest, is_digest, sniff
 
 log = logging.getLogger("runcomfy.store")
 

@@ -9,7 +9,6 @@ bounds, item counts, required fields).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from .errors import RequestValidationError
-from .formats import INLINE_FORMATS, sniff
+from .formats import INLINE_FORMATS, image_digest, sniff
 from .input_rules import data_uri_problem, image_url_problem, prompt_problem, seed_problem
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"
@@ -47,8 +46,8 @@ class InlineImage:
 
     @cached_property
     def digest(self) -> str:
-        """SHA-256 of the bytes: what identifies this image, not its data URI."""
-        return hashlib.sha256(self.data).hexdigest()
+        """What identifies this image (not its data URI): ``formats.image_digest``."""
+        return image_digest(self.data)
 
 
 @dataclass(frozen=True)

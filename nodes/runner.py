@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import torch
 
-from ..client import JobCancelledError, JobUpdate, Stage, Stop, load_settings, shared_jobs, spend
+from ..client import FinishedJob, JobCancelledError, Jobs, JobUpdate, Stage, Stop, load_settings, shared_jobs, spend
 from ..client.errors import ResultError
 from ..client.jobs import NOTHING_SENT, collect_hint
 from ..client.stop import StopRequested
@@ -70,33 +70,35 @@ async def _to_tensor(results: Sequence[ResultImage]) -> tuple[torch.Tensor, tupl
     return batch, notes
 
 
-def _describe_result(model_id: str, request_id: str, status: str, cost: float | None, images: torch.Tensor) -> str:
+def _describe_result(job: FinishedJob, images: torch.Tensor) -> str:
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
-    price = f"${cost:.3f}" if cost is not None else "cost not reported"
-    return f"{model_id} · request {request_id} · {status} · {price} · {count} image(s) {width}×{height}"
+    if job.reused_at is not None:
+        paid = job.reused_at.astimezone().strftime("%Y-%m-%d %H:%M")
+        price = f"reused the result of request {job.request_id} from {paid}, not billed again"
+    else:
+        price = f"${job.cost:.3f}" if job.cost is not None else "cost not reported"
+    model = f"{job.model_id} · " if job.model_id else ""
+    return f"{model}request {job.request_id} · {job.status} · {price} · {count} image(s) {width}×{height}"
 
 
-async def run_generation(
-    model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, prepare: Prepare | None = None
-) -> NodeOutput:
-    """Run one job for a node and return ``(IMAGE batch, info text)`` with the run's summary.
+Work = Callable[[Jobs, Stop, _Progress], Awaitable[tuple[FinishedJob, Sequence[str]]]]
 
-    The token is required before ``prepare`` (e.g. encoding large images)
-    starts; Stop is honoured while preparing, before the submit, and while the
-    job is queued (it is then cancelled on RunComfy).
+
+async def run_node(node_id: str | None, work: Work, *, inputs: Mapping[str, Any] | None = None) -> NodeOutput:
+    """Run a node's ``work`` (which ends in a finished job and notes) and return
+    ``(IMAGE batch, info text)`` with the run's summary for the editor (``inputs``:
+    the widget values the run was made with), showing its progress on the node.
+
+    The token is required before the work starts; a Stop while it runs ends
+    the node the way ComfyUI expects (no error popup) with what happened.
     """
     jobs = shared_jobs(load_settings())
     feedback = NodeFeedback(node_id)
     stop = Stop(check=comfy_runtime.processing_interrupted)
     progress = _Progress(feedback)
     ticker = asyncio.create_task(progress.tick())
-    notes: Sequence[str] = ()
     try:
-        if prepare is not None:
-            inputs, notes = await stop.race(prepare(inputs))
-            for note in notes:
-                feedback.status(note)
-        job = await jobs.run(model_id, inputs, on_update=progress, stop=stop, process=_inspect)
+        job, notes = await work(jobs, stop, progress)
     except (JobCancelledError, StopRequested) as exc:
         message = str(exc) if isinstance(exc, JobCancelledError) else NOTHING_SENT
         if stop.is_set():
@@ -115,9 +117,37 @@ async def run_generation(
             f"The job's results cannot be turned into an IMAGE batch: {error}; {collect_hint(job.request_id)}",
             request_id=job.request_id,
         ) from None
-    info_lines = [_describe_result(model_id, job.request_id, job.result.status, job.cost, images)]
-    info_lines += [*notes, *padding_notes]
+    info_lines = [_describe_result(job, images), *notes, *padding_notes]
     feedback.progress(1.0)
     feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
-    run = {"model_id": model_id, "request_id": job.request_id, "status": job.result.status, "cost_usd": job.cost}
-    return NodeOutput(images, "\n".join(info_lines), {**run, "inputs": widget_values(inputs)})
+    run = {
+        "model_id": job.model_id, "request_id": job.request_id, "status": job.status, "cost_usd": job.cost,
+        "reused": job.reused_at is not None, "inputs": widget_values(inputs or {}),
+    }
+    return NodeOutput(images, "\n".join(info_lines), run)
+
+
+async def run_generation(
+    model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, prepare: Prepare | None = None
+) -> NodeOutput:
+    """One paid generation for a node; ``prepare`` (e.g. encoding large images) runs
+    after the token check and stops at Stop; the same inputs are never paid twice
+    unless reuse is switched off in the config (``reuse_results``)."""
+
+    async def work(jobs: Jobs, stop: Stop, progress: _Progress) -> tuple[FinishedJob, Sequence[str]]:
+        final, notes = (await stop.race(prepare(inputs))) if prepare is not None else (inputs, ())
+        for note in notes:
+            progress.feedback.status(note)
+        reuse = jobs.client.settings.reuse_results
+        return await jobs.run(model_id, final, on_update=progress, stop=stop, process=_inspect, reuse=reuse), notes
+
+    return await run_node(node_id, work, inputs=inputs)
+
+
+async def collect_result(request_id: str, *, node_id: str | None) -> NodeOutput:
+    """A job submitted earlier, followed to its end and collected: never submits, free."""
+
+    async def work(jobs: Jobs, stop: Stop, progress: _Progress) -> tuple[FinishedJob, Sequence[str]]:
+        return await jobs.collect(request_id, on_update=progress, stop=stop, process=_inspect), ()
+
+    return await run_node(node_id, work, inputs={"request_id": request_id})

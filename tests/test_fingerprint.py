@@ -14,6 +14,7 @@ from packloader import PACK_ROOT, pack_import
 
 fingerprint = pack_import("client.fingerprint")
 config = pack_import("client.config")
+schemas = pack_import("client.schemas")
 
 EDIT = "google/nano-banana-2/edit"
 PNG_A = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -83,34 +84,17 @@ def test_inline_images_count_by_their_bytes_not_their_base64_text():
     assert fingerprint.request_fingerprint(EDIT, plain) == fingerprint.request_fingerprint(EDIT, rewrapped)
 
 
-def test_callers_holding_the_bytes_pass_digests_and_get_the_same_fingerprint():
+def test_an_inline_image_counts_as_the_same_bytes_sent_as_a_data_uri():
     body = _body()
-    digests = [fingerprint.image_digest(PNG_A), None]
-    assert fingerprint.request_fingerprint(EDIT, body, image_digests=digests) == fingerprint.request_fingerprint(
-        EDIT, body
-    )
-    other = [fingerprint.image_digest(PNG_B), None]
-    assert fingerprint.request_fingerprint(EDIT, body, image_digests=other) != fingerprint.request_fingerprint(
-        EDIT, body
-    )
-
-
-@pytest.mark.parametrize(
-    "digests, words",
-    [
-        ([None], "image_digests has 1 entries but image_urls has 2"),
-        ([None, "ab" * 32], "image_digests[1] is given but image_urls[1] is not an inline image"),
-        (["ABC", None], "image_digests[0] is not a lowercase hex SHA-256 digest"),
-    ],
-)
-def test_mismatched_digests_are_refused(digests, words):
-    with pytest.raises(ValueError, match=words.replace("[", r"\[").replace("]", r"\]")):
-        fingerprint.request_fingerprint(EDIT, _body(), image_digests=digests)
+    inline = _body(image_urls=[schemas.InlineImage(PNG_A, "image/png"), "https://example.com/ref.jpg"])
+    assert fingerprint.request_fingerprint(EDIT, inline) == fingerprint.request_fingerprint(EDIT, body)
+    other = _body(image_urls=[schemas.InlineImage(PNG_B, "image/png"), "https://example.com/ref.jpg"])
+    assert fingerprint.request_fingerprint(EDIT, other) != fingerprint.request_fingerprint(EDIT, body)
 
 
 def test_text_to_image_body_without_image_urls():
     body = {"prompt": "x", "seed": 1}
-    assert fingerprint.request_fingerprint("m", body, image_digests=[]) == fingerprint.request_fingerprint("m", body)
+    assert fingerprint.request_fingerprint("m", body) != fingerprint.request_fingerprint("m", {**body, "seed": 2})
 
 
 def test_account_fingerprint_hides_the_token_and_separates_accounts():
@@ -128,10 +112,10 @@ def test_account_fingerprint_is_stable_across_processes():
     """Unlike Settings.account_fingerprint (salted per process), a new process gets the same value."""
     token, base = secrets.token_urlsafe(32), "https://model-api.runcomfy.net"
     script = (
-        "import importlib.util, sys\n"
-        f"spec = importlib.util.spec_from_file_location('fp', {str(PACK_ROOT / 'client' / 'fingerprint.py')!r})\n"
-        "module = importlib.util.module_from_spec(spec); spec.loader.exec_module(module)\n"
-        "print(module.account_fingerprint(sys.argv[1], sys.stdin.read()))\n"
+        "import sys\n"
+        f"sys.path.insert(0, {str(PACK_ROOT / 'tests')!r})\n"
+        "from packloader import pack_import\n"
+        "print(pack_import('client.fingerprint').account_fingerprint(sys.argv[1], sys.stdin.read()))\n"
     )
     other_process = subprocess.run(
         [sys.executable, "-c", script, base], input=token, capture_output=True, text=True, check=True

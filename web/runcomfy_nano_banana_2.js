@@ -203,6 +203,7 @@ function lastRunText({ runs, reused }) {
   const costs = runs.map((run) => run.cost_usd);
   const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
   const which = runs.length === 1 ? runs[0].request_id : `${runs.length} jobs`;
+  if (reused && runs.every((run) => run.reused)) return `reused, no new charge · ${which}`;
   return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
 }
 
@@ -228,7 +229,8 @@ function onExecuted({ detail }) {
   const runs = detail?.output?.runcomfy_runs;
   const node = findNode(detail?.display_node ?? detail?.node);
   if (!Array.isArray(runs) || !runs.length || !node?.[STATE]) return;
-  const last = { runs, reused: false, inputs: sharedInputs(runs) };
+  // reused: every job's images came from the result store (the same inputs were paid for before)
+  const last = { runs, reused: runs.every((run) => run.reused), inputs: sharedInputs(runs) };
   node[STATE].last = { ...last, text: lastRunText(last) };
   redraw();
 }
