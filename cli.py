@@ -2,11 +2,15 @@
 
     python <pack folder> text-to-image --prompt "a red fox" --out out/
     python <pack folder> edit --prompt "make it night" --image photo.png --out out/
+    python <pack folder> result <request id> --out out/               # collect a job (free)
+    python <pack folder> history [--json]                              # recent jobs, newest first
     python <pack folder> text-to-image --simulator --prompt "try it"   # no token needed
     python <pack folder> simulator --port 8189                          # serve the simulator
 
 Options mirror the model schemas. Files are written as
 ``<out>/<request id>-<n>.<ext>``; the request id and the cost are printed.
+Like the nodes, the same inputs are never paid twice: a stored result is
+reused and a job of them already paid for is followed (see ``--no-reuse``).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
 import sys
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Awaitable, Callable, Iterator, Sequence
 
 from .client import (
+    FinishedJob,
     InlineImage,
     JobCancelledError,
     Jobs,
@@ -32,7 +38,8 @@ from .client import (
     formats,
     load_settings,
 )
-from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB
+from .client.jobs import shared_storage
+from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB, SEED_MAX, SEED_MIN
 from .client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 
 
@@ -42,12 +49,22 @@ def _add_schema_options(parser: argparse.ArgumentParser, model_id: str) -> None:
             continue
         flag = "--" + name.replace("_", "-")
         help_text = f"{spec.get('description', '')} (default: {spec.get('default')!r})"
+        if name == "seed":
+            help_text += f"; {SEED_MIN}..{SEED_MAX}"
         if spec["type"] == "boolean":
             parser.add_argument(flag, dest=name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif spec["type"] == "integer":
             parser.add_argument(flag, dest=name, type=int, choices=spec.get("enum"), default=None, help=help_text)
         else:
             parser.add_argument(flag, dest=name, choices=spec.get("enum"), default=None, help=help_text)
+
+
+def _add_run_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", type=Path, default=Path("out"), help="folder for the result files (default: out)")
+    parser.add_argument("--simulator", action="store_true",
+                        help="run against a local simulator started for this command (no token, no cost)")
+    parser.add_argument("--timeout", type=float, default=JOB_DEADLINE_SECONDS,
+                        help=f"seconds to wait for the job (default {JOB_DEADLINE_SECONDS:g})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -59,11 +76,15 @@ def build_parser() -> argparse.ArgumentParser:
         if model_id == EDIT:
             sub.add_argument("--image", action="append", default=[], metavar="PATH_OR_URL",
                              help="reference image: a local PNG/JPEG/WebP file or a hosted URL (repeatable)")
-        sub.add_argument("--out", type=Path, default=Path("out"), help="folder for the result files (default: out)")
-        sub.add_argument("--simulator", action="store_true",
-                         help="run against a local simulator started for this command (no token, no cost)")
-        sub.add_argument("--timeout", type=float, default=JOB_DEADLINE_SECONDS,
-                         help=f"seconds to wait for the job (default {JOB_DEADLINE_SECONDS:g})")
+        sub.add_argument("--no-reuse", action="store_true",
+                         help="submit even if the same inputs were paid for before (billed again)")
+        _add_run_options(sub)
+    result = commands.add_parser("result", help="collect the images of an existing request (free)")
+    result.add_argument("request_id", help="the RunComfy request id (from history, an error, or the dashboard)")
+    _add_run_options(result)
+    history = commands.add_parser("history", help="list recent jobs of this account, newest first")
+    history.add_argument("--limit", type=int, default=20, help="how many jobs (default 20)")
+    history.add_argument("--json", action="store_true", help="print JSON instead of a table")
     # Listed for --help only: main() hands everything after "simulator" to its own parser.
     commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C (see: simulator --help)")
     return parser
@@ -71,7 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _image_input(value: str) -> str | InlineImage:
     """A URL as is, or a local file as an inline image."""
-    if value.startswith(("http://", "https://", "data:")):
+    if value.lower().startswith(("http://", "https://", "data:")):
         return value
     path = Path(value).expanduser()
     try:
@@ -128,14 +149,20 @@ def _stop_on_ctrl_c() -> Stop:
     return stop
 
 
-async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Path, timeout: float) -> int:
+Work = Callable[[Jobs, Stop, Callable[[Any], None]], Awaitable[FinishedJob[bytes]]]
+
+
+async def _run(settings: Settings, work: Work, out: Path, *, journalled: bool) -> int:
+    """Run ``work`` with this account's jobs (and the user's journal), write the files, say what it cost."""
+
     def show(update) -> None:
         print(f"  {update.describe()}", file=sys.stderr)
 
+    journal, store = shared_storage(settings) if journalled else (None, None)
     stop = _stop_on_ctrl_c()
     async with RunComfyClient(settings) as client:
         try:
-            job = await Jobs(client).run(model_id, body, on_update=show, stop=stop, timeout=timeout)
+            job = await work(Jobs(client, journal=journal, store=store), stop, show)
         except JobCancelledError as stopped:
             if not stop.is_set():
                 raise
@@ -147,8 +174,43 @@ async def _run(settings: Settings, model_id: str, body: dict[str, Any], out: Pat
         path = out / f"{job.request_id}-{index}.{kind.extension if kind else 'bin'}"
         path.write_bytes(data)
         print(path)
-    cost = f"${job.cost:.3f}" if job.cost is not None else "not reported"
+    if job.reused_at is not None:
+        cost = f"reused from {job.reused_at.astimezone():%Y-%m-%d %H:%M}, not billed again"
+    else:
+        cost = f"${job.cost:.3f}" if job.cost is not None else "not reported"
     print(f"request id: {job.request_id}  cost: {cost}", file=sys.stderr)
+    return 0
+
+
+def _history(limit: int, as_json: bool) -> int:
+    """Recent jobs of the configured account (all accounts when no token is set), newest first."""
+    from .client.fingerprint import account_fingerprint
+
+    settings = load_settings()
+    journal, _ = shared_storage(settings)
+    if journal is None:
+        print("error: no job journal (see the warning above)", file=sys.stderr)
+        return 2
+    account = account_fingerprint(settings.base_url, settings.token) if settings.token else None
+    entries = journal.recent(limit, account=account)
+    rows = [
+        {
+            "time": entry.created_at.astimezone().isoformat(timespec="seconds"), "model": entry.model_id,
+            "state": entry.state.value, "cost_usd": entry.cost, "prompt": entry.prompt_preview,
+            "request_id": entry.request_id,
+        }
+        for entry in entries
+    ]
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for row in rows:
+        cost = f"${row['cost_usd']:.3f}" if row["cost_usd"] is not None else "-"
+        model = row["model"].rsplit("/", 1)[-1]
+        print(f"{row['time'][:16]}  {model:<13} {row['state']:<10} {cost:>7}  {row['prompt'][:40]:<40}  "
+              f"{row['request_id'] or '(no id)'}")
+    if not rows:
+        print("no jobs yet", file=sys.stderr)
     return 0
 
 
@@ -160,11 +222,21 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulator_main(argv[1:])
     args = build_parser().parse_args(argv)
-    model_id = TEXT_TO_IMAGE if args.command == "text-to-image" else EDIT
-    body = _request_body(args, model_id)
     try:
+        if args.command == "history":
+            return _history(args.limit, args.json)
+        if args.command == "result":
+            async def work(jobs: Jobs, stop: Stop, show: Callable[[Any], None]) -> FinishedJob[bytes]:
+                return await jobs.collect(args.request_id, on_update=show, stop=stop, timeout=args.timeout)
+        else:
+            model_id = TEXT_TO_IMAGE if args.command == "text-to-image" else EDIT
+            body = _request_body(args, model_id)
+
+            async def work(jobs: Jobs, stop: Stop, show: Callable[[Any], None]) -> FinishedJob[bytes]:
+                reuse = jobs.client.settings.reuse_results and not args.no_reuse
+                return await jobs.run(model_id, body, on_update=show, stop=stop, timeout=args.timeout, reuse=reuse)
         with _target(args.simulator) as settings:
-            return asyncio.run(_run(settings, model_id, body, args.out, args.timeout))
+            return asyncio.run(_run(settings, work, args.out, journalled=not args.simulator))
     except RunComfyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -30,6 +30,7 @@ from .errors import (
     ResultError,
     RunComfyError,
     ServerError,
+    SpendLimitError,
     SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
@@ -43,6 +44,6 @@ __all__ = [
     "InlineImage", "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError",
     "JobFailedError", "JobTimeoutError", "JobUpdate", "Jobs", "MissingTokenError", "NetworkError",
     "NotFoundError", "Phase", "RateLimitedError", "RequestValidationError", "ResultError", "RunComfyClient",
-    "RunComfyError", "ServerError", "Settings", "Stage", "Stop", "SubmitNotSentError",
+    "RunComfyError", "ServerError", "Settings", "SpendLimitError", "Stage", "Stop", "SubmitNotSentError",
     "SubmitOutcomeUnknownError", "TEXT_TO_IMAGE", "get_schema", "load_settings", "shared_jobs",
 ]

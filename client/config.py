@@ -57,18 +57,22 @@ def is_loopback_host(host: str | None) -> bool:
         return False
 
 
-def check_base_url(url: str) -> str:
-    """Refuse base URLs that would send the token in clear text over a network."""
-    parts = urlsplit(url.strip())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
+def check_base_url(url: object, source: str = BASE_URL_VARIABLE) -> str:
+    """Refuse base URLs that would send the token in clear text over a network.
+
+    ``source`` names where the URL came from (the variable, or the config file's key).
+    """
+    try:
+        parts = urlsplit(url.strip()) if isinstance(url, str) else None
+        host = parts.hostname if parts else None
+    except ValueError:
+        parts = host = None
+    if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
+        raise ConfigurationError(f"{source} = {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} or remove it")
+    if parts.scheme.lower() == "http" and not is_loopback_host(host):
         raise ConfigurationError(
-            f"{BASE_URL_VARIABLE}={url!r} is not an http(s) URL; "
-            f"use {DEFAULT_BASE_URL} or unset it"
-        )
-    if parts.scheme == "http" and not is_loopback_host(parts.hostname):
-        raise ConfigurationError(
-            f"{BASE_URL_VARIABLE} uses plain http to {parts.hostname}, which would expose "
-            "your API token; use https (plain http is only allowed on loopback)"
+            f"{source} uses plain http to {host}, which would expose your API token; use https "
+            "(plain http is only allowed on loopback)"
         )
     return url.strip().rstrip("/")
 
@@ -84,6 +88,7 @@ class Settings:
     config_path: Path | None = None
     reuse_results: bool = True
     daily_spend_limit_usd: float | None = None
+    result_store_bytes: int = 2 * 1024**3
 
     def __post_init__(self) -> None:
         register_secret(self.token)
@@ -119,8 +124,13 @@ def _read_config_file(path: Path) -> dict:
             f"Config file {path} is inside the node pack folder, where it could be shared "
             f"or committed; move it to {default_config_path()}"
         )
+    if os.name == "posix" and resolved.stat().st_mode & 0o002:
+        raise ConfigurationError(
+            f"Config file {path} can be changed by any user of this machine, who could send your token "
+            f"elsewhere; run: chmod 600 {path}"
+        )
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))  # tolerate a byte-order mark
     except (OSError, ValueError) as exc:
         raise ConfigurationError(
             f"Cannot read config file {path}: {type(exc).__name__}; fix or delete it"
@@ -138,19 +148,32 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     token, source = None, "none"
     for name in TOKEN_VARIABLES:
         if env.get(name, "").strip():
-            token, source = env[name].strip(), name
+            token, source = _checked_token(env[name], name), name
             break
-    if token is None and str(file_values.get("api_token") or "").strip():
-        token, source = str(file_values["api_token"]).strip(), f"config file {config_path}"
+    file_token = file_values.get("api_token")
+    if token is None and file_token not in (None, ""):
+        where = f'"api_token" in {config_path}'
+        if not isinstance(file_token, str):
+            raise ConfigurationError(f"{where} must be text: the token in double quotes")
+        token, source = _checked_token(file_token, where), f"config file {config_path}"
 
-    base_url = env.get(BASE_URL_VARIABLE) or file_values.get("base_url") or DEFAULT_BASE_URL
+    if env.get(BASE_URL_VARIABLE):
+        base_url = check_base_url(env[BASE_URL_VARIABLE])
+    elif "base_url" in file_values:
+        base_url = check_base_url(file_values["base_url"], f'"base_url" in {config_path}')
+    else:
+        base_url = DEFAULT_BASE_URL
     hosts = file_values.get("download_hosts") or []
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise ConfigurationError(
             f'"download_hosts" in {config_path} must be a list of host names'
         )
+    store_gib = file_values.get("result_store_gib", 2)
+    if isinstance(store_gib, bool) or not isinstance(store_gib, (int, float)) or not 0 <= store_gib < 1e6:
+        raise ConfigurationError(f'"result_store_gib" in {config_path} must be a number of GiB (0 keeps nothing)')
     return Settings(
-        base_url=check_base_url(str(base_url)),
+        base_url=base_url,
+        result_store_bytes=int(store_gib * 1024**3),
         token=token,
         token_source=source,
         download_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
@@ -218,6 +241,14 @@ def check_token_text(token: str) -> str:
                 "copy it again from your RunComfy profile"
             )
     return token
+
+
+def _checked_token(token: str, source: str) -> str:
+    """``check_token_text``, its error saying where the token came from."""
+    try:
+        return check_token_text(token)
+    except ConfigurationError as error:
+        raise ConfigurationError(f"{error} (the token in {source})") from None
 
 
 def read_config_values(env: Mapping[str, str] = os.environ) -> tuple[Path, dict]:

@@ -4,6 +4,7 @@
     ├── ConfigurationError        the local setup (token text, config file, base URL)
     │   └── MissingTokenError     no token anywhere: nothing was sent
     ├── RequestValidationError    inputs refused, here (nothing sent) or by RunComfy (400/422)
+    ├── SpendLimitError           the daily spend limit would be passed: nothing sent
     ├── AuthenticationError       the token was rejected (401/403, error 400004)
     ├── InsufficientBalanceError  no balance (402, error 400002): nothing billed
     ├── NotFoundError             unknown model or request id, or another account's
@@ -32,7 +33,7 @@ __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError",
     "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
     "JobTimeoutError", "MissingTokenError", "NetworkError", "NotFoundError", "RateLimitedError",
-    "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SubmitNotSentError",
+    "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SpendLimitError", "SubmitNotSentError",
     "SubmitOutcomeUnknownError", "redact", "register_secret", "shorten",
 ]
 
@@ -99,6 +100,10 @@ class RequestValidationError(RunComfyError):
     def __init__(self, message: str, *, field: str | None = None, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.field = field
+
+
+class SpendLimitError(RunComfyError):
+    """The job would take today's reported spend past the user's daily limit; nothing was sent."""
 
 
 class AuthenticationError(RunComfyError):

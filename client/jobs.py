@@ -37,6 +37,7 @@ from .errors import (
     ResultError,
     RunComfyError,
     SubmitNotSentError,
+    SpendLimitError,
     SubmitOutcomeUnknownError,
     shorten,
 )
@@ -53,7 +54,10 @@ from .limits import (
 from .pacing import PollPacer, RunDurations
 from .request import JobRequest
 from .responses import CancelOutcome, JobResult, Phase, check_request_id
+from . import spend
+from .pricing import Pricing, read_pricing
 from .result_store import ResultStore
+from .schemas import get_schema
 from .retry import RetryPolicy
 from .stop import Stop, StopRequested
 
@@ -237,6 +241,11 @@ class Jobs:
         process: Callable[[bytes], Awaitable[T]],
     ) -> FinishedJob[T]:
         try:
+            await self._check_spend_limit(request)
+        except SpendLimitError:
+            await self._journal_call("release", claim)
+            raise
+        try:
             await stop.race(self._slots.acquire())
         except StopRequested:
             await self._journal_call("release", claim)
@@ -257,7 +266,7 @@ class Jobs:
                 await self._journal_call("record_submitted", claim, request_id)
             report(JobUpdate(Stage.SUBMITTED, request_id))
             journey = _Journey(self, request_id, request.kind, report, stop, timeout)
-            result = await self._recorded(journey, journey.result())
+            result = await self._recorded(journey, journey.result(), submitted_here=True)
         finally:
             self._slots.release()
         return await self._finish(journey, result, process)
@@ -289,13 +298,57 @@ class Jobs:
         model_id = journey.kind[0] if isinstance(journey.kind, tuple) else result.model_id
         return FinishedJob(journey.request_id, model_id, result.status, [file for _, file in pairs], result)
 
-    async def _recorded(self, journey: "_Journey", following: Awaitable[JobResult]) -> JobResult:
-        """Await the job's end, and write what is known of it to the journal, whatever happens."""
+    async def _recorded(
+        self, journey: "_Journey", following: Awaitable[JobResult], *, submitted_here: bool = False
+    ) -> JobResult:
+        """Await the job's end, and write what is known of it to the journal, whatever happens;
+        the cost of a job this run submitted also counts in this session's spend."""
         try:
             return await following
         finally:
             if journey.ended is not None:
                 await self._journal_call("record_state", journey.request_id, journey.ended, journey.cost)
+            if submitted_here and journey.ended is not None:
+                spend.record(journey.request_id, journey.cost)
+
+    async def _check_spend_limit(self, request: JobRequest) -> None:
+        """Refuse before paying when this job's estimated price would pass the daily limit.
+
+        Today's spend is what RunComfy reported for this account's jobs since
+        local midnight (the journal); a price that cannot be known counts as 0.
+        """
+        settings = self.client.settings
+        limit = settings.daily_spend_limit_usd
+        if limit is None:
+            return
+        spent = await self._journal_call("spent_today", self.account) or 0.0
+        price = await self._price(request)
+        if spent + (price or 0.0) <= limit:
+            return
+        this_job = f"this job (≈ ${price:.2f})" if price is not None else "another job"
+        raise SpendLimitError(
+            f"Refused before paying: {this_job} would pass your daily spend limit of ${limit:.2f} "
+            f"(RunComfy reported ${spent:.2f} spent today); raise or remove it in Settings > RunComfy "
+            f'or as "daily_spend_limit_usd" in {settings.config_path or "your RunComfy config file"}'
+        )
+
+    async def _price(self, request: JobRequest) -> float | None:
+        """The estimated price of this job from the model info (cached a few minutes), or None."""
+        key = (self.client.settings.base_url, self.account, request.model_id)
+        expires, pricing = _PRICES.get(key, (0.0, None))
+        if time.monotonic() >= expires:
+            try:
+                info = await self.client.model_info(request.model_id)
+                resolutions = get_schema(request.model_id).properties["resolution"]["enum"]
+                pricing = read_pricing(info, resolutions)
+            except RunComfyError as error:
+                log.info("No price for the daily limit check: %s", error)
+                pricing = None
+            _PRICES[key] = (time.monotonic() + PRICE_SECONDS, pricing)
+        if pricing is None:
+            return None
+        _, resolution, count = request.kind
+        return pricing.estimate(resolution, count)
 
     async def _claim(self, request: JobRequest, reuse: bool, stop: Stop) -> Claim | None:
         """Ask the journal whether to reuse, resume or submit (None: no journal)."""
@@ -691,6 +744,8 @@ async def _submit_despite_cancellation(client: RunComfyClient, request: JobReque
 _PER_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Jobs]]" = weakref.WeakKeyDictionary()
 _DURATIONS: dict[tuple[str, str], RunDurations] = {}
 _STORAGE: dict[Path, tuple[Journal, ResultStore]] = {}
+_PRICES: dict[tuple[str, str, str], tuple[float, Pricing | None]] = {}
+PRICE_SECONDS = 300.0
 _storage_lock = threading.Lock()
 
 
@@ -702,7 +757,7 @@ def shared_jobs(settings: Settings) -> Jobs:
     """
     loop = asyncio.get_running_loop()
     per_loop = _PER_LOOP.setdefault(loop, {})
-    journal, store = shared_storage()
+    journal, store = shared_storage(settings)
     key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts, id(journal))
     jobs = per_loop.get(key)
     if jobs is None:
@@ -712,11 +767,12 @@ def shared_jobs(settings: Settings) -> Jobs:
     return jobs
 
 
-def shared_storage() -> tuple[Journal | None, ResultStore | None]:
-    """The journal and result store in the user's data folder, one of each per process.
+def shared_storage(settings: Settings) -> tuple[Journal | None, ResultStore | None]:
+    """The journal and result store in the user's data folder, one of each per process;
+    the store's size cap follows ``settings`` (the config file's ``result_store_gib``).
 
     A data folder that cannot be used (e.g. one inside the pack) means no
-    journal, with one warning: generation never stops because of it.
+    journal, with a warning: generation never stops because of it.
     """
     try:
         folder = default_data_dir()
@@ -726,4 +782,6 @@ def shared_storage() -> tuple[Journal | None, ResultStore | None]:
     with _storage_lock:
         if folder not in _STORAGE:
             _STORAGE[folder] = (Journal(folder / JOURNAL_FILE_NAME), ResultStore(folder / RESULTS_DIR_NAME))
-        return _STORAGE[folder]
+        journal, store = _STORAGE[folder]
+        store.max_bytes = settings.result_store_bytes
+        return journal, store

@@ -14,7 +14,7 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 
 import torch
 
-from ..client import FinishedJob, JobCancelledError, Jobs, JobUpdate, Stage, Stop, load_settings, shared_jobs, spend
+from ..client import FinishedJob, JobCancelledError, Jobs, JobUpdate, Stage, Stop, load_settings, shared_jobs
 from ..client.errors import ResultError
 from ..client.jobs import NOTHING_SENT, collect_hint
 from ..client.stop import StopRequested
@@ -84,7 +84,9 @@ def _describe_result(job: FinishedJob, images: torch.Tensor) -> str:
 Work = Callable[[Jobs, Stop, _Progress], Awaitable[tuple[FinishedJob, Sequence[str]]]]
 
 
-async def run_node(node_id: str | None, work: Work, *, inputs: Mapping[str, Any] | None = None) -> NodeOutput:
+async def run_node(
+    node_id: str | None, work: Work, *, inputs: Mapping[str, Any] | None = None, collected: bool = False
+) -> NodeOutput:
     """Run a node's ``work`` (which ends in a finished job and notes) and return
     ``(IMAGE batch, info text)`` with the run's summary for the editor (``inputs``:
     the widget values the run was made with), showing its progress on the node.
@@ -109,7 +111,6 @@ async def run_node(node_id: str | None, work: Work, *, inputs: Mapping[str, Any]
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
-    spend.record(job.request_id, job.cost)
     try:
         images, padding_notes = await _to_tensor(job.files)
     except (ValueError, MemoryError, RuntimeError) as error:  # RuntimeError: torch could not allocate
@@ -122,7 +123,7 @@ async def run_node(node_id: str | None, work: Work, *, inputs: Mapping[str, Any]
     feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
     run = {
         "model_id": job.model_id, "request_id": job.request_id, "status": job.status, "cost_usd": job.cost,
-        "reused": job.reused_at is not None, "inputs": widget_values(inputs or {}),
+        "reused": job.reused_at is not None, "collected": collected, "inputs": widget_values(inputs or {}),
     }
     return NodeOutput(images, "\n".join(info_lines), run)
 
@@ -150,4 +151,4 @@ async def collect_result(request_id: str, *, node_id: str | None) -> NodeOutput:
     async def work(jobs: Jobs, stop: Stop, progress: _Progress) -> tuple[FinishedJob, Sequence[str]]:
         return await jobs.collect(request_id, on_update=progress, stop=stop, process=_inspect), ()
 
-    return await run_node(node_id, work, inputs={"request_id": request_id})
+    return await run_node(node_id, work, inputs={"request_id": request_id}, collected=True)

@@ -203,6 +203,7 @@ function lastRunText({ runs, reused }) {
   const costs = runs.map((run) => run.cost_usd);
   const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
   const which = runs.length === 1 ? runs[0].request_id : `${runs.length} jobs`;
+  if (runs.every((run) => run.collected)) return `collected, no new charge · ${which}`;
   if (reused && runs.every((run) => run.reused)) return `reused, no new charge · ${which}`;
   return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
 }
@@ -211,11 +212,16 @@ function currentInputs(node) {
   return Object.fromEntries((node.widgets ?? []).map((w) => [w.name, w.value]));
 }
 
+/** A node without a resolution widget collects a job that exists (Result by Request ID): it never pays. */
+function collects(node) {
+  return !widget(node, "resolution");
+}
+
 function describePrice(node) {
   const state = node[STATE];
   if (state.last && inputsUnchanged(node, state.last.inputs)) return { text: state.last.text, look: LOOK.lastRun };
   state.last = null; // the inputs changed: from now on the badge is about the next run
-  return estimateFor(node);
+  return collects(node) ? { text: "free", look: LOOK.estimate } : estimateFor(node);
 }
 
 function findNode(id) {
@@ -521,7 +527,10 @@ app.registerExtension({
     if (!ourNodeTypes.has(node.comfyClass ?? node.type)) return;
     node[STATE] = { last: null };
     node[STATE].badgeSources = [
-      badgeSource(node, () => ({ text: "RunComfy · billed per image", look: LOOK.identity })),
+      badgeSource(node, () => ({
+        text: collects(node) ? "RunComfy · collects a paid job" : "RunComfy · billed per image",
+        look: LOOK.identity,
+      })),
       badgeSource(node, () => describePrice(node)),
     ];
     for (const name of ["resolution", "num_images"]) {
