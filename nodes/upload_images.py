@@ -102,11 +102,11 @@ def encode_frame(
     if max_bytes < 1 or max_pixels < 1:
         raise ValueError(f"max_bytes and max_pixels must be positive, got {max_bytes} and {max_pixels}")
     height, width, channels = frame.shape
-    keep_alpha = channels == 4 and _to_uint8(frame[..., 3].amin().reshape(1, 1, 1)).item() < 255
-    image = _to_image(frame if keep_alpha else frame[..., :3], "RGBA" if keep_alpha else "RGB")
+    keep_alpha = channels == 4 and to_uint8(frame[..., 3].amin().reshape(1, 1, 1)).item() < 255
+    image = to_image(frame if keep_alpha else frame[..., :3], "RGBA" if keep_alpha else "RGB")
 
     notes: list[str] = []
-    fitted = _fit_size(width, height, max_pixels, MAX_SIDE[image.mode])
+    fitted = fit_size(width, height, max_pixels, MAX_SIDE[image.mode])
     if fitted != image.size:
         too_many = width * height > max_pixels
         reason = f"{max_pixels / 1e6:.1f} MP" if too_many else f"the {MAX_SIDE[image.mode]} px side limit"
@@ -131,7 +131,7 @@ def _check_shape(batch: torch.Tensor, shape: torch.Size) -> None:
         raise ValueError(f"expected {expected}, got an empty tensor of shape {list(shape)}")
 
 
-def _to_uint8(frame: torch.Tensor) -> torch.Tensor:
+def to_uint8(frame: torch.Tensor) -> torch.Tensor:
     """[H,W,C] floats 0..1 → contiguous CPU uint8: clip, then round to nearest (ties to even).
 
     Works in row blocks through one reused float32 scratch (see
@@ -152,8 +152,8 @@ def _quantize(scratch: torch.Tensor, floats: torch.Tensor) -> torch.Tensor:
     return scratch.copy_(floats).mul_(255.0).round_().clamp_(0.0, 255.0)
 
 
-def _to_image(frame: torch.Tensor, mode: str) -> Image.Image:
-    """[H,W,C] floats 0..1 → a Pillow image, pixel for pixel what ``_to_uint8`` gives.
+def to_image(frame: torch.Tensor, mode: str) -> Image.Image:
+    """[H,W,C] floats 0..1 → a Pillow image, pixel for pixel what ``to_uint8`` gives.
 
     Converted in row strips (see ``_STRIP_VALUES``) through a reused float
     scratch and a reused uint8 strip pasted into the image: no full-size
@@ -174,7 +174,7 @@ def _to_image(frame: torch.Tensor, mode: str) -> Image.Image:
     return image
 
 
-def _fit_size(width: int, height: int, max_pixels: int, max_side: int) -> tuple[int, int]:
+def fit_size(width: int, height: int, max_pixels: int, max_side: int) -> tuple[int, int]:
     """Largest size with the same aspect ratio within both limits; never larger than the input."""
     scale = min(1.0, math.sqrt(max_pixels / (width * height)), max_side / max(width, height))
     if scale >= 1.0:

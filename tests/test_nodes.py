@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import base64
+import json
 import io
 import sys
 import types
@@ -14,11 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
+from helpers import photo_batch, widget_defaults
 from packloader import load_pack, pack_import
 
 pack = load_pack()
 schemas = pack_import("client.schemas")
 errors = pack_import("client.errors")
+spend = pack_import("client.spend")
+client_pkg = pack_import("client")
 comfy_runtime = pack_import("nodes.comfy_runtime")
 edit_module = pack_import("nodes.edit")
 sim_images = pack_import("simulator.images")
@@ -26,35 +29,6 @@ sim_images = pack_import("simulator.images")
 TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]
 Edit = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2Edit"]
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def account(simulator, monkeypatch, tmp_path):
-    """Point the pack's configuration at the simulator, as a user's environment would."""
-    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
-    monkeypatch.setenv("RUNCOMFY_API_TOKEN", simulator.token)
-    monkeypatch.delenv("RUNCOMFY_TOKEN", raising=False)
-    monkeypatch.setenv("RUNCOMFY_CONFIG", str(tmp_path / "no-config.json"))
-    return simulator
-
-
-def widget_defaults(node_class) -> dict:
-    return {name: spec[1]["default"] for name, spec in node_class.INPUT_TYPES()["required"].items()}
-
-
-def photo(height: int, width: int, channels: int = 3, seed: int = 0) -> torch.Tensor:
-    """A smooth, textured [1, H, W, C] frame in 0..1 (JPEG-realistic, not flat)."""
-    rng = np.random.default_rng(seed)
-    small = rng.random((max(2, height // 32), max(2, width // 32), channels)).astype(np.float32)
-    big = np.asarray(
-        Image.fromarray((small[..., :3] * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC),
-        dtype=np.float32,
-    ) / 255.0
-    if channels == 4:
-        alpha = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :].repeat(height, 0)[..., None]
-        big = np.concatenate([big, alpha], axis=-1)
-    big += rng.normal(0, 0.02, big.shape).astype(np.float32)
-    return torch.from_numpy(np.clip(big, 0, 1))[None]
 
 
 def submitted_inputs(simulator):
@@ -160,8 +134,8 @@ async def test_a_failed_job_is_an_error_not_a_black_image(account):
 
 
 async def test_edit_sends_every_frame_of_every_socket_in_order(account):
-    batch = torch.cat([photo(300, 400, seed=s) for s in range(3)])
-    other = photo(500, 500, seed=9)
+    batch = torch.cat([photo_batch(300, 400, seed=s) for s in range(3)])
+    other = photo_batch(500, 500, seed=9)
     inputs = {**widget_defaults(Edit), "resolution": "0.5K"}
     images, info = await Edit().generate(
         unique_id="3", images=batch, images_3=other, image_urls="# a comment\n\n", **inputs
@@ -173,7 +147,7 @@ async def test_edit_sends_every_frame_of_every_socket_in_order(account):
 
 
 async def test_edit_keeps_transparency_of_rgba_input(account):
-    rgba = photo(256, 256, channels=4)
+    rgba = photo_batch(256, 256, channels=4)
     references, _ = await edit_module.encode_references({"images": rgba}, [])
     mime, payload = references[0].mime, references[0].data
     with Image.open(io.BytesIO(payload)) as sent:
@@ -185,7 +159,7 @@ async def test_edit_keeps_transparency_of_rgba_input(account):
 
 
 async def test_edit_fits_an_oversized_reference_and_says_so(account):
-    huge = photo(4500, 5000)
+    huge = photo_batch(4500, 5000)
     inputs = {**widget_defaults(Edit), "resolution": "0.5K"}
     images, info = await Edit().generate(unique_id="3", images=huge, **inputs)
     (sent,) = submitted_inputs(account).images
@@ -229,7 +203,7 @@ async def test_bad_inputs_fail_before_any_request(account, node_class, extra, wo
 
 async def test_missing_token_stops_before_anything_is_sent(account, monkeypatch):
     monkeypatch.delenv("RUNCOMFY_API_TOKEN")
-    for node_class, extra in ((TextToImage, {}), (Edit, {"images": photo(64, 64)})):
+    for node_class, extra in ((TextToImage, {}), (Edit, {"images": photo_batch(64, 64)})):
         with pytest.raises(errors.MissingTokenError, match="RUNCOMFY_API_TOKEN"):
             await node_class().generate(unique_id="1", **{**widget_defaults(node_class), **extra})
     assert account.requests() == []
@@ -407,3 +381,61 @@ async def test_a_batch_too_large_to_allocate_is_an_error_with_the_request_id(acc
 def test_a_prompt_of_invisible_characters_is_refused_when_queued(prompt):
     assert TextToImage.VALIDATE_INPUTS(prompt=prompt) == "prompt is empty: describe the image you want" or \
         TextToImage.VALIDATE_INPUTS(prompt=prompt).startswith("prompt contains NUL")
+
+
+# -- what the editor is told, and what outlives a prompt ------------------------------------
+
+
+@pytest.mark.parametrize("node_class", [TextToImage, Edit])
+def test_comfyui_calls_an_async_entry_point_and_no_partner_marker_is_set(node_class):
+    assert node_class.FUNCTION == "run"
+    assert "API_NODE" not in vars(node_class) and not any("API_NODE" in vars(base) for base in node_class.__mro__)
+
+
+async def test_the_node_returns_its_outputs_and_the_runs_cost_for_the_editor(account):
+    before = spend.summary()
+    inputs = {**widget_defaults(TextToImage), "resolution": "2K", "num_images": 2, "prompt": "a lighthouse"}
+    returned = await getattr(TextToImage(), TextToImage.FUNCTION)(unique_id="7", **inputs)
+
+    images, info = returned["result"]
+    (job,) = account.jobs.values()
+    assert isinstance(images, torch.Tensor) and images.shape[0] == 2 and job.request_id in info
+    (run,) = returned["ui"]["runcomfy_runs"]
+    assert run["request_id"] == job.request_id and run["model_id"] == "google/nano-banana-2/text-to-image"
+    assert run["status"] == "completed"
+    assert run["cost_usd"] == pytest.approx(0.24)  # 2 images at the simulator's 2K price, as its result reports
+    assert run["inputs"] == inputs, "the editor compares these with the widgets"
+    json.dumps(returned["ui"])  # ComfyUI sends it over the websocket and keeps it in the history
+
+    after = spend.summary()
+    assert after.jobs == before.jobs + 1
+    assert after.total_usd == pytest.approx(before.total_usd + 0.24)
+
+
+async def test_the_edit_nodes_summary_holds_no_image_data(account):
+    image = torch.rand(1, 64, 64, 3)
+    inputs = {**widget_defaults(Edit), "resolution": "0.5K"}
+    returned = await getattr(Edit(), Edit.FUNCTION)(unique_id="3", images=image, image_urls="", **inputs)
+    (run,) = returned["ui"]["runcomfy_runs"]
+    assert "image_urls" not in run["inputs"] and "data:" not in json.dumps(returned["ui"])
+    assert run["inputs"]["resolution"] == "0.5K"
+
+
+def test_what_was_learned_outlives_each_prompts_event_loop(simulator, monkeypatch, tmp_path):
+    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
+    monkeypatch.setenv("RUNCOMFY_API_TOKEN", simulator.token)
+    monkeypatch.delenv("RUNCOMFY_TOKEN", raising=False)
+    monkeypatch.setenv("RUNCOMFY_CONFIG", str(tmp_path / "absent.json"))
+    node = load_pack().NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]()
+    widgets = {name: spec[1]["default"] for name, spec in node.INPUT_TYPES()["required"].items()}
+    widgets.update(prompt="a lighthouse", resolution="0.5K")
+    kind = ("google/nano-banana-2/text-to-image", "0.5K", widgets["num_images"])
+    simulator.script_next_jobs(queue_seconds=0.1, run_seconds=0.6, count=2)
+    for seed in (1, 2):  # ComfyUI runs each prompt with asyncio.run: a new loop, a new pooled client
+        asyncio.run(node.generate(unique_id="7", **dict(widgets, seed=seed)))
+
+    async def durations_on_a_new_loop():
+        return client_pkg.shared_jobs(client_pkg.load_settings()).durations
+
+    learned = asyncio.run(durations_on_a_new_loop())
+    assert learned.spread(kind) is not None  # both prompts taught the same memory

@@ -1,11 +1,14 @@
-"""The parts of the account the editor changes: token text, preferences, the config file, session spend."""
+"""client/config.py: where the token, base URL and preferences come from, and the config file.
+
+The token is checked when it is loaded, its errors never show it; the file is
+written owner-only and atomically.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import stat
-import threading
 
 import pytest
 
@@ -13,10 +16,60 @@ from packloader import PACK_ROOT, pack_import
 
 config = pack_import("client.config")
 errors = pack_import("client.errors")
-spend = pack_import("client.spend")
 
 
-# -- token text -------------------------------------------------------------------
+def test_token_precedence_env_then_legacy_env_then_file(tmp_path):
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"api_token": "from-file-token"}))
+    base = {"RUNCOMFY_CONFIG": str(cfg)}
+    assert config.load_settings(base).token == "from-file-token"
+    assert config.load_settings({**base, "RUNCOMFY_TOKEN": "legacy-token"}).token == "legacy-token"
+    chosen = config.load_settings({**base, "RUNCOMFY_TOKEN": "legacy-token", "RUNCOMFY_API_TOKEN": "main-token"})
+    assert (chosen.token, chosen.token_source) == ("main-token", "RUNCOMFY_API_TOKEN")
+    assert "main-token" not in repr(chosen)
+
+
+def test_missing_token_message_says_how_to_set_one(tmp_path):
+    settings = config.load_settings({"RUNCOMFY_CONFIG": str(tmp_path / "none.json")})
+    with pytest.raises(errors.MissingTokenError) as caught:
+        settings.require_token()
+    assert "RUNCOMFY_API_TOKEN" in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url, ok",
+    [
+        ("https://model-api.runcomfy.net", True),
+        ("http://127.0.0.1:8189", True),
+        ("http://localhost:8189/", True),
+        ("http://[::1]:8189", True),
+        ("http://model-api.runcomfy.net", False),
+        ("http://192.168.1.5:8189", False),
+        ("ftp://model-api.runcomfy.net", False),
+    ],
+)
+def test_plain_http_only_on_loopback(url, ok, tmp_path):
+    env = {"RUNCOMFY_API_BASE_URL": url, "RUNCOMFY_CONFIG": str(tmp_path / "none.json")}
+    if ok:
+        assert config.load_settings(env).base_url == url.rstrip("/")
+    else:
+        with pytest.raises(errors.ConfigurationError):
+            config.load_settings(env)
+
+
+def test_config_file_inside_the_pack_is_refused():
+    inside = PACK_ROOT / "client" / "schemas" / "nano-banana-2-edit.json"
+    with pytest.raises(errors.ConfigurationError, match="inside the node pack"):
+        config.load_settings({"RUNCOMFY_CONFIG": str(inside)})
+
+
+def test_account_fingerprint_changes_with_the_token_and_hides_it(tmp_path):
+    first = config.Settings(token="token-one-abcdef")
+    second = config.Settings(token="token-two-abcdef")
+    assert first.account_fingerprint() != second.account_fingerprint()
+    assert "token-one" not in first.account_fingerprint()
+    assert first.account_fingerprint() == config.Settings(token="token-one-abcdef").account_fingerprint()
+
 
 def test_a_pasted_token_loses_only_its_surrounding_whitespace():
     assert config.check_token_text("  rc_AbC-123._~xyz\n") == "rc_AbC-123._~xyz"
@@ -42,8 +95,6 @@ def test_bad_token_text_is_named_without_the_token(text, says):
     if isinstance(text, str) and len(text.strip()) > 3:
         assert text.strip() not in message
 
-
-# -- preferences ------------------------------------------------------------------
 
 def env_for(tmp_path, **extra):
     return {"RUNCOMFY_CONFIG": str(tmp_path / "runcomfy" / "config.json"), **extra}
@@ -81,8 +132,6 @@ def test_a_mistyped_preference_is_a_one_line_error_naming_the_file(tmp_path, val
         config.load_settings(env_for(tmp_path))
     assert says.format(path=path) in str(caught.value) and "\n" not in str(caught.value)
 
-
-# -- writing the config file --------------------------------------------------------
 
 def test_a_new_config_file_is_private_and_holds_what_was_written(tmp_path):
     env = env_for(tmp_path)
@@ -128,30 +177,3 @@ def test_a_config_file_inside_the_pack_is_never_written():
     with pytest.raises(errors.ConfigurationError, match="inside the node pack folder"):
         config.update_config_file({"api_token": "x-token"}, env={"RUNCOMFY_CONFIG": str(inside)})
     assert not inside.exists()
-
-
-# -- session spend ---------------------------------------------------------------------
-
-def test_spend_counts_each_request_once_and_adds_exactly():
-    session = spend.SessionSpend()
-    assert session.record("r1", 0.1) and session.record("r2", 0.2)
-    assert not session.record("r1", 0.1), "a request seen twice counts once"
-    assert session.record("r3", None)
-    assert session.record("r3", 0.06), "a cost reported later fills the gap"
-    assert not session.record("r3", 0.5)
-    assert session.summary() == spend.SpendSummary(total_usd=0.36, jobs=3, jobs_without_cost=0)
-
-
-def test_spend_from_many_threads_adds_up():
-    session = spend.SessionSpend()
-
-    def worker(start):
-        for index in range(start, start + 250):
-            session.record(f"req-{index}", 0.01)
-
-    threads = [threading.Thread(target=worker, args=(n * 250,)) for n in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    assert session.summary() == spend.SpendSummary(total_usd=20.0, jobs=2000, jobs_without_cost=0)
