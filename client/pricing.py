@@ -26,8 +26,11 @@ editor shows ``price ?``). What it accepts:
 4. Flat: with no pairs, ``base_price_usd`` is the price of every image at
    every resolution, but only when the note does not mention resolution or
    size at all (``0.5K``..``4K``, ``resolution``, ``megapixel``, ``MP``,
-   ``HD``, ``1024x1024``...) and names no dollar amount other than the base
-   price. An empty or missing note counts as "nothing suggests otherwise".
+   ``HD``, ``1024x1024``...) or says outright that it does not matter ("any
+   resolution", "all sizes", "regardless of resolution"), hints at no
+   variation ("larger ... more", "varies", "depends"), and names no dollar
+   amount other than the base price. An empty or missing note counts as
+   "nothing suggests otherwise".
 5. Prices must be positive, finite numbers (a JSON number or a decimal string).
 
 The estimate for a run is price per image × ``num_images``, rounded to
@@ -53,6 +56,13 @@ _RESOLUTION = r"(?<![\w.])(\d+(?:\.\d+)?)\s*[kK]\b"
 _DOLLARS = r"\$\s*(\d+(?:\.\d+)?)"
 _RESOLUTION_PRICE = re.compile(_RESOLUTION + r"\s*(?:[:=]|-|\u2013|\u2014)?\s*" + _DOLLARS)
 _DOLLAR_AMOUNT = re.compile(_DOLLARS)
+_ANY_SIZE = re.compile(
+    r"\b(any|all|every|regardless\s+of(\s+the)?)\s+(resolutions?|sizes?)\b|\bflat\b", re.IGNORECASE
+)
+_VARIATION = re.compile(
+    r"\b(larger|bigger|higher|smaller|lower|more|less|vary|varies|varying|depends?|depending|differs?)\b",
+    re.IGNORECASE,
+)
 _SIZE_WORDS = re.compile(
     _RESOLUTION + r"|\bresolutions?\b|\bmegapixels?\b|\bMP\b|\bHD\b|\b\d{3,5}\s*[x\u00d7]\s*\d{3,5}\b|\bsizes?\b",
     re.IGNORECASE,
@@ -133,7 +143,7 @@ def read_pricing(info: Mapping[str, Any], resolutions: Sequence[str]) -> Pricing
     pairs = [(_resolution_name(res), _positive_price(price)) for res, price in _RESOLUTION_PRICE.findall(note)]
     if pairs:
         return _by_resolution(pairs, note, base_price, resolutions)
-    if _SIZE_WORDS.search(note):
+    if _VARIATION.search(note) or _SIZE_WORDS.search(_ANY_SIZE.sub("", note)):
         return _unknown("RunComfy's pricing note depends on resolution in a way the pack cannot read")
     if base_price is None:
         return _unknown("RunComfy's model info gives no price")

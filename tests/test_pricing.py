@@ -97,3 +97,18 @@ def test_a_resolution_the_note_does_not_price_stays_unknown():
 def test_an_estimate_needs_at_least_one_image():
     read = pricing.read_pricing(info(billing.PRICING_NOTE), RESOLUTIONS)
     assert read.estimate("1K", 0) is None and read.estimate("3K", 1) is None
+
+
+@pytest.mark.parametrize("note, known", [
+    ("Per output image, any resolution: $0.10.", True),
+    ("Same price for all sizes.", True),
+    ("Regardless of resolution, per image.", True),
+    ("Priced per generated image; larger outputs cost more.", False),
+    ("The price varies.", False),
+    ("Any resolution; 4K images are billed twice.", False),
+])
+def test_a_note_saying_resolution_does_not_matter_is_flat_and_a_hint_of_variation_is_not(note, known):
+    result = pricing.read_pricing({"base_price_usd": 0.10, "price_unit": "output", "pricing_note": note}, RESOLUTIONS)
+    assert result.known is known
+    if known:
+        assert result.estimate("4K", 2) == pytest.approx(0.20)

@@ -172,6 +172,18 @@ async def test_a_pricing_note_the_pack_cannot_read_means_price_unknown(simulator
     assert body["known"] is False and body["estimate_usd"] is None and reason in body["reason"]
 
 
+@pytest.mark.parametrize("pricing, known", [("prose", False), ("missing", False), ("base_only", True), ("flat", True)])
+async def test_each_way_the_simulator_can_price_is_read_or_called_unknown(simulator, env, pricing, known):
+    simulator.configure(pricing=pricing)
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
+                                                                "resolution": "4K", "num_images": 3})).json()
+    assert body["known"] is known
+    if pricing == "flat":
+        assert body["estimate_usd"] == pytest.approx(0.30)  # the simulator bills $0.10 an image at any resolution
+
+
 @pytest.mark.parametrize("params, says", [
     ({"node_type": "KSampler", "resolution": "1K", "num_images": 1}, "Unknown node type 'KSampler'"),
     ({"node_type": "RunComfyNanoBanana2Edit", "resolution": "8K", "num_images": 1}, "resolution must be one of"),
