@@ -3,8 +3,9 @@
 Layers, one concern each:
 
 - ``api.RunComfyClient``  the HTTP surface: one method per call, one attempt each, typed errors
-- ``jobs.Jobs``           one paid job from the pre-submit gate to files in hand (retries,
-                          pacing, slots, Stop); ``shared_jobs`` gives the one for this loop
+- ``jobs.Jobs``           one paid job: the pre-submit gate, the journal, slots, the submit;
+                          ``shared_jobs`` gives the one for this loop
+- ``journey.Journey``     a submitted job followed to its end (retries, pacing, Stop, downloads)
 - ``request``, ``responses``, ``schemas``, ``download``   what goes out and what comes back
 - ``config``, ``errors``, ``limits``, ``formats``, ``retry``, ``pacing``, ``stop``   the facts they share
 """
@@ -34,10 +35,11 @@ from .errors import (
     SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
-from .jobs import FinishedJob, JobUpdate, Jobs, Stage, shared_jobs
+from .jobs import FinishedJob, Jobs, shared_jobs
 from .responses import Phase
 from .schemas import EDIT, TEXT_TO_IMAGE, InlineImage, get_schema
 from .stop import Stop
+from .updates import JobUpdate, Stage
 
 __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError", "EDIT", "FinishedJob",

@@ -46,11 +46,16 @@ def submits(simulator) -> int:
 
 
 async def test_text_to_image_lifecycle(simulator, jobs):
-    simulator.script_next_jobs(queue_seconds=0.3, run_seconds=0.6)  # long enough to see each state
+    simulator.script_next_jobs(queue_seconds=60, run_seconds=60)  # each state lasts until the test moves on
     updates = Updates()
-    job = await jobs.run(T2I, {"prompt": "a red fox", "num_images": 2, "aspect_ratio": "16:9", "output_format": "jpeg"},
-        on_update=updates,
-    )
+
+    def step(update):  # once a state was seen, the simulator's clock jumps past it: no race with the load
+        updates(update)
+        if update.stage in ("queued", "running"):
+            simulator.advance(60)
+
+    body = {"prompt": "a red fox", "num_images": 2, "aspect_ratio": "16:9", "output_format": "jpeg"}
+    job = await jobs.run(T2I, body, on_update=step)
     assert len(job.files) == 2
     expected = sim_images.expected_size("16:9", "1K")
     for data in job.files:
