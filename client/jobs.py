@@ -127,8 +127,11 @@ class Jobs:
         report = best_effort(on_update)
         stop = stop if stop is not None else Stop()
         process = process if process is not None else _identity
+        expired: set[str] = set()
         while True:
             claim = await self._claim(request, reuse, stop)
+            if claim is not None and claim.request_id in expired:  # the journal could not record it
+                claim = None
             if claim is not None and claim.action is Action.REUSE:
                 reused = await self._reuse(claim.entry, report, process)
                 if reused is not None:
@@ -137,8 +140,11 @@ class Jobs:
                 report(JobUpdate(Stage.RESUMING, claim.request_id))
                 try:
                     return await self._collect(claim.request_id, request.kind, report, stop, timeout, process)
-                except NotFoundError:  # expired or unknown on RunComfy: recorded, then decided again
-                    continue
+                except NotFoundError as error:
+                    if error.status_code != 404:
+                        raise
+                    expired.add(claim.request_id)
+                    continue  # expired or unknown on RunComfy: recorded as expired, so this decides anew
             return await self._submit_and_collect(request, claim, report, stop, timeout, process)
 
     async def collect(
@@ -231,7 +237,7 @@ class Jobs:
             await self._journal_call("record_files", journey.request_id, digests)
         cost = f"${result.cost:.3f}" if result.cost is not None else "cost not reported"
         journey.report(JobUpdate(Stage.DONE, journey.request_id, result.status, detail=cost))
-        model_id = journey.kind[0] if isinstance(journey.kind, tuple) else result.model_id
+        model_id = (journey.kind[0] if isinstance(journey.kind, tuple) else None) or result.model_id
         return FinishedJob(journey.request_id, model_id, result.status, [file for _, file in pairs], result)
 
     async def _recorded(
