@@ -533,7 +533,22 @@ def test_the_daily_spend_limit_refuses_before_any_submit_but_never_a_reused_resu
     assert f"${limit:.2f}" in message and f"${cost:.2f} spent today" in message
     assert "daily_spend_limit_usd" in message and str(config) in message
     assert submits(simulator) == 1 and not (tmp_path / "b").exists()
+    history = cli(user_env, "history", "--json")
+    assert len(json.loads(history.stdout)) == 1, history.stdout  # the refusal left no placeholder behind
 
     reused = cli(user_env, *CLI_INPUTS, out=tmp_path / "c")
     written(reused)
     assert "not billed again" in reused.stderr and submits(simulator) == 1
+
+
+def test_the_daily_spend_limit_never_refuses_resuming_a_job_already_paid_for(simulator, user_env, tmp_path):
+    simulator.script_next_jobs(queue_seconds=LONG)
+    request_id = killed_while_following(simulator, start(cli_command(*CLI_INPUTS, out=tmp_path / "a"), user_env))
+    finish(simulator, request_id)
+    (tmp_path / "runcomfy" / "config.json").write_text(json.dumps({"daily_spend_limit_usd": 0.01}))
+
+    again = cli(user_env, *CLI_INPUTS, out=tmp_path / "b")
+    written(again)
+    assert submits(simulator) == 1 and f"resuming request {request_id}" in again.stderr
+    refused = cli(user_env, *CLI_INPUTS[:-1], "8", out=tmp_path / "c")  # a new seed would pay: refused
+    assert refused.returncode == 2 and "$0.01" in refused.stderr and submits(simulator) == 1
