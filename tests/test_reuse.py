@@ -509,7 +509,8 @@ def test_history_lists_recent_jobs_newest_first_with_time_model_state_cost_promp
     lines = table.stdout.splitlines()
     assert table.returncode == 0 and len(lines) == 3
     for line, row in zip(lines, rows):
-        assert row["request_id"] in line and row["state"] in line and "nano-banana" not in line.split()[0]
+        assert row["request_id"] in line and row["state"] in line and row["time"][:16] in line
+        assert "text-to-image" in line and "google/" not in line  # the model's short name
     assert f"${rows[2]['cost_usd']:.3f}" in lines[2] and "the first picture" in lines[2]
     assert simulator.token not in as_json.stdout + table.stdout
 
