@@ -208,6 +208,33 @@ def test_the_command_line_after_a_restart_writes_identical_bytes_without_a_submi
     assert submits(simulator) == 2 and request_id not in third.name
 
 
+def test_reuse_switched_off_in_the_config_file_pays_for_every_run(simulator, user_env, tmp_path):
+    (tmp_path / "runcomfy" / "config.json").write_text(json.dumps({"reuse_results": False}))
+    for number in (1, 2):
+        written(cli(user_env, *CLI_INPUTS, out=tmp_path / str(number)))
+        assert submits(simulator) == number
+
+
+def test_the_same_inputs_under_another_account_are_not_reused(simulator, user_env, tmp_path):
+    written(cli(user_env, *CLI_INPUTS, out=tmp_path / "a"))
+    other = {**user_env, "RUNCOMFY_API_TOKEN": simulator.add_account(name="a-colleague")}
+    again = cli(other, *CLI_INPUTS, out=tmp_path / "b")
+    written(again)
+    assert submits(simulator) == 2 and "reused" not in again.stderr
+
+
+def test_a_damaged_stored_result_is_collected_again_free_not_paid_again(simulator, user_env, tmp_path):
+    (first,) = written(cli(user_env, *CLI_INPUTS, out=tmp_path / "a"))
+    (stored,) = [path for path in (tmp_path / "runcomfy" / "results").rglob("*.png")]
+    assert stored.read_bytes() == first.read_bytes()  # kept as downloaded
+    stored.write_bytes(first.read_bytes()[:-100] + bytes(100))
+
+    again = cli(user_env, *CLI_INPUTS, out=tmp_path / "b")
+    (second,) = written(again)
+    assert second.read_bytes() == first.read_bytes() and submits(simulator) == 1
+    assert "resuming request" in again.stderr and "damaged" in again.stderr
+
+
 # -- 3. a process killed while it waits ------------------------------------------------
 
 
