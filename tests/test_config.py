@@ -18,6 +18,7 @@ import sys
 import pytest
 
 from packloader import PACK_ROOT, load_pack, pack_import
+from userenv import apply_env, pack_env
 
 pack = load_pack()
 config = pack_import("client.config")
@@ -34,10 +35,8 @@ def config_path(tmp_path):
 @pytest.fixture
 def bare_env(config_path):
     """A user's environment with no RunComfy variable except where the config file is."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
-    env["RUNCOMFY_CONFIG"] = str(config_path)
     config_path.parent.mkdir()
-    return env
+    return pack_env(config_path)
 
 
 def write(path, text: str) -> None:
@@ -181,10 +180,8 @@ def test_a_token_with_only_a_trailing_line_break_is_accepted(simulator, bare_env
 
 @pytest.fixture
 def node_env(simulator, monkeypatch, config_path):
-    for name in [name for name in os.environ if name.startswith("RUNCOMFY_")]:
-        monkeypatch.delenv(name)
-    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
-    monkeypatch.setenv("RUNCOMFY_CONFIG", str(config_path))
+    """This test process aimed at the simulator, with no token yet (for nodes run in-process)."""
+    apply_env(monkeypatch, pack_env(config_path, RUNCOMFY_API_BASE_URL=simulator.url))
     return monkeypatch
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import queue
 import re
 import signal
@@ -31,6 +30,7 @@ from PIL import Image
 from packloader import PACK_ROOT, load_pack, pack_import
 from restart_harness import ANOTHER_RUN_IS_SUBMITTING
 from simhelpers import api, finished_result, submit
+from userenv import apply_env, pack_env
 
 pack = load_pack()
 errors = pack_import("client.errors")
@@ -56,14 +56,9 @@ WHEN = re.compile(r"from (\d{4}-\d\d-\d\d \d\d:\d\d), not billed again")
 @pytest.fixture
 def user_env(simulator, tmp_path):
     """A user's environment aimed at the simulator; data folder = the config file's folder."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RUNCOMFY_")}
-    env.update(
-        RUNCOMFY_API_BASE_URL=simulator.url,
-        RUNCOMFY_API_TOKEN=simulator.token,
-        RUNCOMFY_CONFIG=str(tmp_path / "runcomfy" / "config.json"),
-    )
     (tmp_path / "runcomfy").mkdir()
-    return env
+    config = tmp_path / "runcomfy" / "config.json"
+    return pack_env(config, RUNCOMFY_API_BASE_URL=simulator.url, RUNCOMFY_API_TOKEN=simulator.token)
 
 
 def cli(env: dict, *args: str, out: Path | None = None) -> subprocess.CompletedProcess:
@@ -425,10 +420,7 @@ def test_a_full_result_store_gives_the_images_and_the_next_run_collects_the_paid
 @pytest.fixture
 def account(simulator, user_env, monkeypatch):
     """This test process configured like ``user_env`` (for nodes run in-process)."""
-    for name in [name for name in os.environ if name.startswith("RUNCOMFY_")]:
-        monkeypatch.delenv(name)
-    for name in ("RUNCOMFY_API_BASE_URL", "RUNCOMFY_API_TOKEN", "RUNCOMFY_CONFIG"):
-        monkeypatch.setenv(name, user_env[name])
+    apply_env(monkeypatch, user_env)
     return simulator
 
 
