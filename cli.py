@@ -188,8 +188,8 @@ def _history(limit: int, as_json: bool) -> int:
 
     settings = load_settings()
     journal, _ = shared_storage(settings)
-    if journal is None:
-        print("error: no job journal (see the warning above)", file=sys.stderr)
+    if journal is None or not journal.available:
+        print("error: the job journal cannot be used (see the warning above)", file=sys.stderr)
         return 2
     account = account_fingerprint(settings.base_url, settings.token) if settings.token else None
     entries = journal.recent(limit, account=account)

@@ -139,7 +139,9 @@ class Jobs:
             if claim is not None and claim.action in (Action.REUSE, Action.RESUME):
                 report(JobUpdate(Stage.RESUMING, claim.request_id))
                 try:
-                    return await self._collect(claim.request_id, request.kind, report, stop, timeout, process)
+                    return await self._collect(
+                        claim.request_id, request.kind, report, stop, timeout, process, fresh=False
+                    )
                 except NotFoundError as error:
                     if error.status_code != 404:
                         raise
@@ -170,7 +172,13 @@ class Jobs:
                 return reused
         report(JobUpdate(Stage.RESUMING, request_id))
         kind = (entry.model_id, None, None) if entry is not None else (None, None, None)
-        return await self._collect(request_id, kind, report, stop or Stop(), timeout, process)
+        adopted = entry is None and bool(await self._journal_call("adopt", request_id, self.account))
+        try:
+            return await self._collect(request_id, kind, report, stop or Stop(), timeout, process, fresh=False)
+        except BaseException:
+            if adopted:
+                await self._journal_call("forget", request_id)
+            raise
 
     async def _submit_and_collect(
         self, request: JobRequest, claim: Claim | None, report: UpdateCallback, stop: Stop, timeout: float,
@@ -201,7 +209,7 @@ class Jobs:
             if claim is not None:
                 await self._journal_call("record_submitted", claim, request_id)
             report(JobUpdate(Stage.SUBMITTED, request_id))
-            journey = self._journey(request_id, request.kind, report, stop, timeout)
+            journey = self._journey(request_id, request.kind, report, stop, timeout, fresh=True)
             result = await self._recorded(journey, journey.result(), submitted_here=True)
         finally:
             self._slots.release()
@@ -209,17 +217,19 @@ class Jobs:
 
     async def _collect(
         self, request_id: str, kind: Hashable, report: UpdateCallback, stop: Stop, timeout: float,
-        process: Callable[[bytes], Awaitable[T]],
+        process: Callable[[bytes], Awaitable[T]], *, fresh: bool,
     ) -> FinishedJob[T]:
         """Follow a job that already exists and download its files (no slot: nothing new runs)."""
-        journey = self._journey(request_id, kind, report, stop, timeout)
+        journey = self._journey(request_id, kind, report, stop, timeout, fresh=fresh)
         result = await self._recorded(journey, journey.result())
         return await self._finish(journey, result, process)
 
-    def _journey(self, request_id: str, kind: Hashable, report: UpdateCallback, stop: Stop, timeout: float) -> Journey:
+    def _journey(
+        self, request_id: str, kind: Hashable, report: UpdateCallback, stop: Stop, timeout: float, *, fresh: bool
+    ) -> Journey:
         return Journey(
             self.client, request_id, kind=kind, report=report, stop=stop, timeout=timeout, retry=self.retry,
-            durations=self.durations,
+            durations=self.durations, fresh=fresh,
         )
 
     async def _finish(
@@ -321,7 +331,7 @@ class Jobs:
         if any(data is None for data in files):
             return None
         when = entry.created_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        report(JobUpdate(Stage.REUSED, entry.request_id, detail=f"paid {when}, not billed again"))
+        report(JobUpdate(Stage.REUSED, entry.request_id, detail=when))
         processed = []
         for number, data in enumerate(files, start=1):
             try:
@@ -333,8 +343,8 @@ class Jobs:
         )
 
     async def _journal_call(self, name: str, *args: Any, **kwargs: Any) -> Any:
-        """A journal operation on a worker thread; nothing without a journal (or a claim)."""
-        if self.journal is None or any(arg is None for arg in args):
+        """A journal operation on a worker thread; nothing without a journal, or for no claim."""
+        if self.journal is None or (args and args[0] is None):
             return None
         return await asyncio.to_thread(getattr(self.journal, name), *args, **kwargs)
 

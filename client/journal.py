@@ -506,6 +506,33 @@ class Journal:
 
         return self._guarded("record", write, False)
 
+    def adopt(self, request_id: str, account: str, model_id: str = "") -> bool:
+        """Start an entry for a request submitted elsewhere (the dashboard, another tool) that
+        is being collected, so its files are kept like this pack's own. Its fingerprint
+        (``collected:<id>``) matches no inputs, so no run ever reuses it by accident.
+        Returns whether an entry was added (False: the id is known already, or no journal)."""
+
+        def write() -> bool:
+            now = time.time()
+            with self._write() as db:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO jobs (request_id, model_id, fingerprint, account, state, created_at, "
+                    "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (request_id, model_id, f"collected:{request_id}", account, JobState.SUBMITTED.value, now, now),
+                )
+                return cursor.rowcount > 0
+
+        return self._guarded("record", write, False)
+
+    def forget(self, request_id: str) -> None:
+        """Drop an entry ``adopt`` started, when collecting it failed."""
+
+        def write() -> None:
+            with self._write() as db:
+                db.execute("DELETE FROM jobs WHERE request_id = ? AND fingerprint = ?", (request_id, f"collected:{request_id}"))
+
+        self._guarded("record", write, None)
+
     # ------------------------------------------------------------ looking back
 
     def get(self, request_id: str) -> Entry | None:

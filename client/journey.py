@@ -73,6 +73,7 @@ class Journey:
         timeout: float,
         retry: RetryPolicy,
         durations: RunDurations,
+        fresh: bool = True,
     ) -> None:
         self.client = client
         self.retry = retry
@@ -82,7 +83,8 @@ class Journey:
         self.report = report
         self.stop = stop
         self.timeout = timeout
-        self.submitted_at = time.monotonic()  # the submit has just been answered
+        self.fresh = fresh  # submitted just now, not resumed or collected
+        self.submitted_at = time.monotonic()  # the submit has just been answered, or following starts
         self.deadline = self.submitted_at + timeout
         self.pacer = PollPacer(expected_run=self.durations.expected(kind), spread=self.durations.spread(kind))
         self._last_seen: tuple | None = None
@@ -212,8 +214,8 @@ class Journey:
             return answer
 
     def _worth_repeating(self, error: RunComfyError) -> bool:
-        """Transient errors are; so is a 404 just after the submit (the id may not be visible yet)."""
-        just_submitted = time.monotonic() - self.submitted_at < NOT_FOUND_GRACE_SECONDS
+        """Transient errors are; so is a 404 just after our own submit (the id may not be visible yet)."""
+        just_submitted = self.fresh and time.monotonic() - self.submitted_at < NOT_FOUND_GRACE_SECONDS
         return error.transient or (isinstance(error, NotFoundError) and error.status_code == 404 and just_submitted)
 
     async def _pause(self, seconds: float, *, until: float | None = None, stoppable: bool = True) -> None:

@@ -57,7 +57,7 @@ class JobUpdate:
         if self.stage is Stage.RESUMING:
             return f"resuming request {self.request_id}: already paid for, not submitted again"
         if self.stage is Stage.REUSED:
-            return f"reused the result of request {self.request_id} ({self.detail})"
+            return f"reused the result of request {self.request_id} from {self.detail}, not billed again"
         return f"{self.stage.value}{': ' + self.detail if self.detail else ''}{rid}"
 
 

@@ -290,14 +290,6 @@ def test_a_job_that_failed_or_was_cancelled_is_not_reused(simulator, user_env, t
     assert submits(simulator) == 2 and first_id not in path.name
 
 
-JOURNAL_SKIPS_NO_COST = (
-    "client/jobs.py Jobs._journal_call skips every call with a None argument, so record_state(request_id, "
-    "state, cost=None) is never written when no cost was reported (a job cancelled by Stop, a request RunComfy "
-    "forgot): the entry stays 'submitted' and every later run resumes it"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=JOURNAL_SKIPS_NO_COST)
 def test_a_job_cancelled_with_ctrl_c_is_not_reused(simulator, user_env, tmp_path):
     simulator.script_next_jobs("queued_forever")
     process = start(cli_command(*CLI_INPUTS, out=tmp_path / "a"), user_env)
@@ -315,14 +307,13 @@ def test_a_job_cancelled_with_ctrl_c_is_not_reused(simulator, user_env, tmp_path
 
 
 @pytest.mark.anyio
-@pytest.mark.xfail(strict=True, reason=JOURNAL_SKIPS_NO_COST)
 async def test_a_job_runcomfy_has_forgotten_is_given_up_and_the_inputs_submitted_anew(
     account, user_env, tmp_path, monkeypatch
 ):
     account.script_next_jobs(queue_seconds=LONG)
     forgotten = killed_while_following(account, start(cli_command(*CLI_INPUTS, out=tmp_path / "a"), user_env))
     account.reset()  # RunComfy no longer knows the request (expired); same token and port
-    monkeypatch.setattr(jobs_module, "NOT_FOUND_GRACE_SECONDS", 0.0)  # its 404 is final at once
+    # A resumed request has no just-submitted grace: its 404 is final at once.
     stopped = []
     monkeypatch.setattr(comfy_runtime, "processing_interrupted", lambda: bool(stopped))
     run = asyncio.ensure_future(TextToImage().generate(unique_id="1", **node_inputs()))
@@ -453,11 +444,6 @@ def test_result_by_request_id_takes_a_job_this_pack_ran_from_the_store_without_a
     assert np.array_equal(images[0].numpy(), pixels)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "client/jobs.py Jobs.collect stores the files of a request the journal does not know (submitted elsewhere) "
-    "but records no entry for it (Journal.record_files only updates existing rows), so a second collect asks "
-    "RunComfy again (status, result, downloads) instead of taking the stored files"
-))
 def test_a_request_collected_once_is_taken_from_the_store_the_next_time(account):
     request_id = finished_elsewhere(account)
     first, _ = asyncio.run(ResultById().generate(unique_id="3", request_id=request_id))
