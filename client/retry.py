@@ -2,8 +2,10 @@
 
 Only free, idempotent calls (status, result, cancel, model info, file
 downloads) and submits that provably never reached the server (or were turned
-away unbilled with HTTP 429) are repeated; ``jobs.py`` decides which and for
-how long, this module only says how long to wait.
+away unbilled with HTTP 429) are repeated. Who repeats what, and for how long,
+is decided elsewhere: ``journey.py`` repeats a job's free calls until its
+deadline or Stop, ``jobs.py`` re-sends such a submit up to ``attempts`` times,
+``model_info.py`` asks twice. This module only says how long to wait.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ class RetryPolicy:
     random, so retries of many jobs spread out but never come back too soon.
 
     ``attempts`` bounds the calls of one streak of failures (the first try
-    included); None repeats until the caller's deadline or Stop.
+    included) where the caller has no deadline of its own to go by.
     ``max_retry_after`` caps a server's ``Retry-After``: a larger wish is read
     as "later", not as "in a week".
     """
 
-    attempts: int | None = 5
+    attempts: int = 5
     base_delay: float = 0.25
     max_delay: float = 8.0
     max_retry_after: float = 30.0
@@ -46,7 +48,7 @@ class RetryPolicy:
 
     def exhausted(self, calls: int) -> bool:
         """Whether a streak of ``calls`` failed calls has used up the attempts."""
-        return self.attempts is not None and calls >= self.attempts
+        return calls >= self.attempts
 
 
 def parse_retry_after(value: str | None) -> float | None:
