@@ -22,8 +22,11 @@ from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
+# window.app is set before the editor restores its first workflow; loading ours before that
+# finished would be replaced by it, so ready means a workflow is open.
 READY = """() => !!(window.app && window.app.graph && window.app.vueAppReady && window.LiteGraph
-    && Object.keys(window.LiteGraph.registered_node_types).length > 0)"""
+    && Object.keys(window.LiteGraph.registered_node_types).length > 0
+    && window.app.extensionManager?.workflow?.activeWorkflow)"""
 # What node.badges say for the pack's nodes (functions are called as the editor calls them).
 BADGES = """() => (window.app.rootGraph ?? window.app.graph).nodes
     .filter(n => n.type.startsWith('RunComfyNanoBanana2'))

@@ -259,8 +259,11 @@ try:
 except ImportError as exc:
     print(f"playwright not importable: {exc}"); sys.exit(3)
 url, chromium, paths = sys.argv[1], sys.argv[2] or None, sys.argv[3:]
+# window.app exists before the editor has restored its first workflow; a workflow loaded before
+# that finished is replaced by it (the editor then sends an empty prompt), so wait for it.
 READY = '''() => !!(window.app && window.app.graph && window.app.vueAppReady && window.LiteGraph
-    && Object.keys(window.LiteGraph.registered_node_types).length > 0)'''
+    && Object.keys(window.LiteGraph.registered_node_types).length > 0
+    && window.app.extensionManager?.workflow?.activeWorkflow)'''
 CONVERT = '''async (wf) => {
   const reg = window.LiteGraph.registered_node_types;
   const missing = [...new Set(wf.nodes.map(n => n.type))].filter(t => !(t in reg));
@@ -276,8 +279,9 @@ CONVERT = '''async (wf) => {
     .filter(n => (n.widgets_values || []).length !== saved.get(n.id))
     .map(n => `${n.id}:${n.type} editor saves ${JSON.stringify(n.widgets_values)}`);
   const errors = window.app.graph._nodes.filter(n => n.has_errors).map(n => `${n.id}:${n.type}`);
+  const loaded = window.app.graph._nodes.map(n => n.id).sort((a, b) => a - b);
   const output = missing.length ? null : (await window.app.graphToPrompt()).output;
-  return {missing, widgetMismatch, errors, toasts, output};
+  return {missing, widgetMismatch, errors, toasts, loaded, output};
 }'''
 async def main():
     async with async_playwright() as p:
@@ -345,6 +349,8 @@ def api_prompts(comfy: ComfyUI, object_info: dict[str, Any]) -> dict[str, dict[s
     for name in WORKFLOWS:
         result = from_browser[name]
         assert not result["missing"], f"{name}: the editor does not know {result['missing']}"
+        assert result["loaded"] == sorted(node["id"] for node in load_workflow(name)["nodes"]), (
+            f"{name}: the editor's graph holds nodes {result['loaded']}, not the workflow's")
         assert not result["widgetMismatch"], f"{name}: widgets_values differ from the editor's: {result['widgetMismatch']}"
         assert not result["errors"], f"{name}: nodes flagged with errors in the editor: {result['errors']}"
         assert not result["toasts"], f"{name}: the editor complained while loading it: {result['toasts']}"
