@@ -662,6 +662,8 @@ def test_token_appears_in_no_log_history_or_node_definition(comfy: ComfyUI, sim:
 # current comfyui-frontend-package unzipped, with and without Nodes 2.0): a fresh ComfyUI with
 # no token anywhere and a fresh browser profile with no Comfy.org account. tests/editor_session.py
 # does what the user does; the tests below check what it saw against the simulator.
+# Then ComfyUI is stopped and started again as a new process on the same folders, RunComfy
+# data folder and simulator, and a second session runs the text-to-image example once more.
 
 FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT", "")
 EDITOR_SESSION = Path(__file__).with_name("editor_session.py")
@@ -680,13 +682,41 @@ def usd(value: float) -> str:
     return f"${value:.2f}" if abs(value * 100 - cents) < 1e-6 else f"${value:.3f}"
 
 
+RESTART_WORKFLOW = "nano_banana_2_text_to_image"
+
+
 @dataclasses.dataclass
 class EditorSession:
-    result: dict[str, Any]
-    comfy: ComfyUI
+    """What the sessions saw, and what the two ComfyUI processes left (both stopped by now)."""
+
+    result: dict[str, Any]  # the new user's session
+    restart: dict[str, Any]  # the session after the restart
+    base: Path  # ComfyUI's --base-directory, shared by both processes
+    logs: list[str]  # each process's console
+    histories: list[dict[str, Any]]  # each process's /history
+    submits_before_restart: int
     sim: Any
     config_path: Path
+    data_dir: Path
     shots: Path
+
+
+def run_editor_session(comfy: ComfyUI, config: dict[str, Any], label: str) -> dict[str, Any]:
+    """tests/editor_session.py against ``comfy``; what it saw."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
+                              capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
+    TIMINGS[f"editor session {label}"] = time.monotonic() - started
+    if "No module named 'playwright'" in done.stderr:
+        pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
+    assert done.returncode == 0, (f"editor session failed (screenshots in {config['shots']}):\n{done.stdout[-2000:]}\n"
+                                  f"{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    print(f"\neditor screenshots: {config['shots']}")
+    return json.loads(line[len("RESULT "):])
 
 
 @pytest.fixture(scope="module", params=EDITORS)
@@ -701,28 +731,28 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     base = tmp_path_factory.mktemp(f"comfyui-{label}")
     shots = base / "shots"
     config_path = base / "home" / "runcomfy" / "config.json"
+    data_dir = base / "runcomfy-data"  # not the config's folder: RUNCOMFY_DATA_DIR must be followed
     extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
     server = pack_import("simulator.server")
-    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator, \
-            running_comfyui(base, {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path)},
-                            *extra) as comfy:
-        config = {"url": comfy.url + "/", "chromium": find_chromium(), "token": simulator.token,
-                  "nodes_2": nodes_2, "workflows": [str(WORKFLOW_DIR / f"{name}.json") for name in GENERATING_WORKFLOWS],
-                  "shots": str(shots)}
-        started = time.monotonic()
-        try:
-            done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
-                                  capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
-        TIMINGS[f"editor session {label}"] = time.monotonic() - started
-        if "No module named 'playwright'" in done.stderr:
-            pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
-        assert done.returncode == 0, (f"editor session failed (screenshots in {shots}):\n{done.stdout[-2000:]}\n"
-                                      f"{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
-        line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-        print(f"\neditor screenshots: {shots}")
-        yield EditorSession(json.loads(line[len("RESULT "):]), comfy, simulator, config_path, shots)
+    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
+        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path),
+               "RUNCOMFY_DATA_DIR": str(data_dir)}
+        session = {"chromium": find_chromium(), "token": simulator.token, "nodes_2": nodes_2, "pack": PACK_NAME}
+        with running_comfyui(base, env, *extra) as comfy:
+            result = run_editor_session(comfy, {
+                **session, "url": comfy.url + "/", "shots": str(shots), "collect": RESULT_WORKFLOW,
+                "workflows": [str(WORKFLOW_DIR / f"{name}.json") for name in GENERATING_WORKFLOWS],
+            }, label)
+            first = (comfy.log(), comfy.http.get("/history").json())
+        submits_before_restart = len(simulator.requests(route="submit"))
+        with running_comfyui(base, env, *extra) as comfy:
+            restart = run_editor_session(comfy, {
+                **session, "url": comfy.url + "/", "shots": str(shots / "restart"), "restart": True,
+                "workflows": [str(WORKFLOW_DIR / f"{RESTART_WORKFLOW}.json")],
+            }, f"{label} after restart")
+            second = (comfy.log(), comfy.http.get("/history").json())
+        yield EditorSession(result, restart, base, [first[0], second[0]], [first[1], second[1]],
+                            submits_before_restart, simulator, config_path, data_dir, shots)
 
 
 def model_pricing(sim: Any, model_id: str) -> Any:
@@ -751,8 +781,9 @@ def test_editor_runs_without_a_comfy_org_account(editor: EditorSession):
     result = editor.result
     assert result["version"], "the editor did not report its version"
     assert result["comfy_org_user"] in (None, {}), "the session must have no Comfy.org account"
-    for name in GENERATING_WORKFLOWS:
-        seen = result["workflows"][name]
+    seen_by_name = {**result["workflows"], RESULT_WORKFLOW: result["collect"]}
+    for name in WORKFLOWS:
+        seen = seen_by_name[name]
         assert seen["sign_in_gate"] == 0, f"{name}: the editor asks to sign in to run"
         assert seen["run_buttons"] >= 1, f"{name}: no Run button"
     assert not [error for error in result["page_errors"] if "runcomfy" in error.lower()], result["page_errors"]
@@ -820,15 +851,74 @@ def test_settings_show_the_session_spend(editor: EditorSession):
     )
 
 
+def paid_request_id(editor: EditorSession) -> str:
+    """The request id of the new user's text-to-image run, from its badge ("last run $… · <id>")."""
+    return editor.result["workflows"][RESTART_WORKFLOW]["after_run"][0]["badges"][-1].rsplit(" · ", 1)[1]
+
+
+def saved_by(editor: EditorSession, process: int, request_id: str, **flags: bool) -> list[Path]:
+    """The images saved by the prompt of one process whose node reported ``request_id`` (and ``flags``)."""
+    found = [paths for run, paths in single_runs(editor.base, editor.histories[process])
+             if run["request_id"] == request_id and all(run[key] is value for key, value in flags.items())]
+    assert found and found[0], f"no saved images of {request_id} {flags} in process {process + 1}'s history"
+    return found[0]
+
+
+def test_the_result_by_request_id_node_shows_what_it_costs(editor: EditorSession):
+    seen = editor.result["collect"]
+    (loaded,), (typed,), (after,) = seen["loaded"], seen["typed"], seen["after_run"]
+    assert loaded["type"] == typed["type"] == RESULT
+    assert loaded["badges"][-2:] == ["RunComfy · collects a paid job", "free"], loaded
+    assert typed["request_id"] == paid_request_id(editor) and typed["badges"][-2:] == loaded["badges"][-2:], typed
+    assert after["badges"][-2:] == ["RunComfy · collects a paid job",
+                                    f"collected, no new charge · {paid_request_id(editor)}"], after
+    if "typed_dom" in seen:  # Nodes 2.0 shows node.badges in the DOM
+        for shown, node in ((seen["typed_dom"], typed), (seen["after_run_dom"], after)):
+            assert all(text in shown[node["id"]] for text in node["badges"][-2:]), shown
+
+
+def test_the_result_by_request_id_template_collects_an_earlier_run_for_free(editor: EditorSession):
+    seen = editor.result["collect"]
+    assert sorted(set(seen["template_titles"])) == sorted(WORKFLOWS), "Browse Templates lists other examples"
+    request_id = paid_request_id(editor)
+    generating = sum(len(EXPECTED_SUBMITS[name]) for name in GENERATING_WORKFLOWS)
+    assert editor.submits_before_restart == generating, "collecting a request submitted a new (billed) job"
+    assert any(request_id in text and "not billed again" in text for text in seen["info"] if text), seen["info"]
+    collected = saved_by(editor, 0, request_id, collected=True)
+    assert pixels(collected) == pixels(saved_by(editor, 0, request_id, collected=False, reused=False))
+    assert seen["images_shown"] == [path.name for path in collected], "the editor does not show what was saved"
+
+
+def test_after_a_restart_the_same_workflow_is_reused_not_billed(editor: EditorSession):
+    seen = editor.restart["workflows"][RESTART_WORKFLOW]
+    request_id = paid_request_id(editor)
+    first = editor.result["workflows"][RESTART_WORKFLOW]["changed"][0]
+    (after,) = seen["after_run"]
+    assert seen["changed"][0]["num_images"] == first["num_images"], "not the same inputs as the paid run"
+    assert after["badges"][-1] == f"reused, no new charge · {request_id}", after
+    if "after_run_dom" in seen:
+        assert after["badges"][-1] in seen["after_run_dom"][after["id"]]
+    assert len(editor.sim.requests(route="submit")) == editor.submits_before_restart, "billed again after a restart"
+    reused = saved_by(editor, 1, request_id, reused=True)
+    assert pixels(reused) == pixels(saved_by(editor, 0, request_id, collected=False, reused=False))
+    assert seen["images_shown"] == [path.name for path in reused], "the editor does not show what was saved"
+    assert editor.restart["spend_panel"]["runcomfy-spend-total"] == (
+        "$0.00 reported by RunComfy for 0 jobs since ComfyUI started"), "a reused result counted as spend"
+    assert editor.restart["spend_panel"]["runcomfy-token-source"] == f"Saved in {editor.config_path}"
+    assert (editor.data_dir / "journal.sqlite3").is_file(), "the journal is not in RUNCOMFY_DATA_DIR"
+    assert not (editor.config_path.parent / "journal.sqlite3").exists(), "the journal ignored RUNCOMFY_DATA_DIR"
+
+
 def test_the_token_is_in_no_editor_state_log_or_history(editor: EditorSession):
     token = editor.sim.token
-    assert token not in editor.comfy.log()
-    assert token not in editor.comfy.http.get("/history").text
-    user_files = [path for path in (editor.comfy.base / "user").rglob("*") if path.is_file()]
+    for log, history in zip(editor.logs, editor.histories):
+        assert token not in log
+        assert token not in json.dumps(history)
+    user_files = [path for path in (editor.base / "user").rglob("*") if path.is_file()]
     for path in user_files:
         text = path.read_text(encoding="utf-8", errors="replace")
         assert token not in text, f"the token is in {path}"
         if path.name == "comfy.settings.json":
             assert "RunComfy." not in text, "a RunComfy entry went through the editor's settings store"
-    for path in (editor.comfy.base / "output").rglob("*.png"):
+    for path in (editor.base / "output").rglob("*.png"):
         assert token.encode() not in path.read_bytes()
