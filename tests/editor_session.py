@@ -295,7 +295,8 @@ def main(config: dict) -> dict:
                         page, path, config["nodes_2"], shots, rerun=False, expect="reused, no new charge")
             else:
                 first = config["workflows"][0]
-                page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", json.loads(Path(first).read_text()))
+                page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
+                              json.loads(Path(first).read_text()))
                 result["without_token"] = wait_for_prices(page, "price ?")
                 result["settings"] = store_token(page, config["token"], str(shots / "settings-runcomfy.png"))
                 for index, path in enumerate(config["workflows"]):

@@ -637,7 +637,9 @@ def test_result_by_request_id_collects_a_job_comfyui_never_saw(comfy: ComfyUI, s
     assert request_id in preview_text(entry, prompt)
 
 
-def test_result_by_request_id_example_as_shipped_is_refused_for_free(comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]):
+def test_result_by_request_id_example_as_shipped_is_refused_for_free(
+    comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]
+):
     """Queued before a request id is pasted: RunComfy's answer, with the id, and nothing billed."""
     prompt, workflow = api_prompts[RESULT_WORKFLOW], load_workflow(RESULT_WORKFLOW)
     placeholder = next(node["inputs"]["request_id"] for node in prompt.values() if node["class_type"] == RESULT)
