@@ -28,7 +28,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Locator, Page, sync_playwright
 
 # window.app is set before the editor restores its first workflow; loading ours before that
 # finished would be replaced by it, so ready means a workflow is open.
@@ -223,21 +223,30 @@ def run_workflow(page: Page, path: str, nodes_2: bool, shots: Path, rerun: bool,
     ids = [node["id"] for node in seen["changed"]]
     if nodes_2:
         seen["changed_dom"] = page.evaluate(DOM_BADGES, ids)
+    run = press_run(page, seen, ids, nodes_2, expect, shots / f"{name}-price.png", shots / f"{name}-after-run.png")
+    if rerun:  # nothing changed: ComfyUI reuses the cached result, RunComfy is not asked again
+        run.first.click()
+        seen["after_rerun"] = wait_for_prices(page, "reused, no new charge", timeout=120000)
+    return seen
+
+
+def press_run(page: Page, seen: dict, ids: list[str], nodes_2: bool, expect: str, shot_before: Path,
+              shot_after: Path, settled: str = "() => true") -> Locator:
+    """Press Run as a person does, with what they see before (no sign-in gate, the button) and
+    after: the badges once they start with ``expect``, the saved images, then ``settled``."""
     seen["sign_in_gate"] = page.get_by_text("Sign in to run").count()
     run = page.get_by_role("button", name="Run", exact=True)
     seen["run_buttons"] = run.count()
-    page.screenshot(path=str(shots / f"{name}-price.png"))
+    page.screenshot(path=str(shot_before))
     before = saved_so_far(page)
     run.first.click()
     seen["after_run"] = wait_for_prices(page, expect, timeout=120000)
     if nodes_2:
         seen["after_run_dom"] = page.evaluate(DOM_BADGES, ids)
     seen["images_shown"] = wait_for_saved_images(page, before)
-    page.screenshot(path=str(shots / f"{name}-after-run.png"))
-    if rerun:  # nothing changed: ComfyUI reuses the cached result, RunComfy is not asked again
-        run.first.click()
-        seen["after_rerun"] = wait_for_prices(page, "reused, no new charge", timeout=120000)
-    return seen
+    page.wait_for_function(settled, timeout=30000)
+    page.screenshot(path=str(shot_after))
+    return run
 
 
 def collect_by_request_id(page: Page, section: str, name: str, request_id: str, nodes_2: bool, shots: Path) -> dict:
@@ -249,19 +258,9 @@ def collect_by_request_id(page: Page, section: str, name: str, request_id: str, 
     seen["typed"] = badges(page)
     if nodes_2:
         seen["typed_dom"] = page.evaluate(DOM_BADGES, [node["id"]])
-    seen["sign_in_gate"] = page.get_by_text("Sign in to run").count()
-    run = page.get_by_role("button", name="Run", exact=True)
-    seen["run_buttons"] = run.count()
-    page.screenshot(path=str(shots / f"{name}-typed.png"))
-    before = saved_so_far(page)
-    run.first.click()
-    seen["after_run"] = wait_for_prices(page, "collected, no new charge", timeout=120000)
-    seen["images_shown"] = wait_for_saved_images(page, before)
-    page.wait_for_function(f"() => ({PREVIEW_TEXT})().some(text => text)", timeout=30000)
+    press_run(page, seen, [node["id"]], nodes_2, "collected, no new charge", shots / f"{name}-typed.png",
+              shots / f"{name}-after-run.png", settled=f"() => ({PREVIEW_TEXT})().some(text => text)")
     seen["info"] = page.evaluate(PREVIEW_TEXT)
-    if nodes_2:
-        seen["after_run_dom"] = page.evaluate(DOM_BADGES, [node["id"]])
-    page.screenshot(path=str(shots / f"{name}-after-run.png"))
     return seen
 
 
