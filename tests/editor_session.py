@@ -6,10 +6,18 @@ optionally switches on "Modern Node Design (Nodes 2.0)" in Settings, opens an
 example workflow, reads the price badges, pastes the API token in Settings ->
 RunComfy, then for every example workflow reads the badges, changes
 num_images with the node's own widget, clicks Run and waits for the cost of
-the run on the badge; finally reads the session spend in Settings. Prints one
-line ``RESULT <json>`` with everything it saw; the test decides what is right.
+the run on the badge; then opens the Result by Request ID example from
+Browse Templates, types the request id of the first run into its widget,
+clicks Run and waits for "collected" on the badge; finally reads the session
+spend in Settings. Prints one line ``RESULT <json>`` with everything it saw;
+the test decides what is right.
 
-Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, shots>'
+With ``restart`` (the same ComfyUI folders and RunComfy data folder, a new
+ComfyUI process, a new browser profile): no token is pasted (it is saved
+already); each workflow is run once more with the same change to num_images,
+waiting for "reused" on the badge, and the spend of the new session is read.
+
+Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, pack, collect, restart, shots>'
 """
 
 from __future__ import annotations
@@ -20,30 +28,50 @@ import sys
 import tempfile
 from pathlib import Path
 
-from playwright.sync_api import Page, sync_playwright
+from playwright.sync_api import Locator, Page, sync_playwright
 
+# window.app is set before the editor restores its first workflow; loading ours before that
+# finished would be replaced by it, so ready means a workflow is open.
 READY = """() => !!(window.app && window.app.graph && window.app.vueAppReady && window.LiteGraph
-    && Object.keys(window.LiteGraph.registered_node_types).length > 0)"""
-# What node.badges say for the pack's nodes (functions are called as the editor calls them).
+    && Object.keys(window.LiteGraph.registered_node_types).length > 0
+    && window.app.extensionManager?.workflow?.activeWorkflow)"""
+# What node.badges say for the pack's nodes (functions are called as the editor calls them);
+# Result by Request ID has a request_id widget instead of num_images and resolution.
 BADGES = """() => (window.app.rootGraph ?? window.app.graph).nodes
     .filter(n => n.type.startsWith('RunComfyNanoBanana2'))
     .map(n => ({id: String(n.id), type: n.type,
-                num_images: n.widgets.find(w => w.name === 'num_images').value,
-                resolution: n.widgets.find(w => w.name === 'resolution').value,
+                num_images: n.widgets.find(w => w.name === 'num_images')?.value,
+                resolution: n.widgets.find(w => w.name === 'resolution')?.value,
+                request_id: n.widgets.find(w => w.name === 'request_id')?.value,
                 badges: (n.badges || []).map(b => (typeof b === 'function' ? b() : b)?.text)}))"""
 # What a person sees on the node in Nodes 2.0 (DOM) for the same badges.
 DOM_BADGES = """(ids) => Object.fromEntries(ids.map(id => {
     const root = document.querySelector(`[data-node-id="${id}"]`);
     return [id, root ? root.innerText : null]; }))"""
-NUM_IMAGES_ARROW = """(id) => {
+# Where a canvas widget is on the page; ``fromRight`` px from the node's right edge, or its middle.
+WIDGET_POINT = """([id, name, fromRight]) => {
     const node = (window.app.rootGraph ?? window.app.graph).getNodeById(id) ?? window.app.graph.getNodeById(Number(id));
-    const widget = node.widgets.find(w => w.name === 'num_images');
+    const widget = node.widgets.find(w => w.name === name);
     const height = window.LiteGraph.NODE_WIDGET_HEIGHT ?? 20;
+    const x = fromRight === null ? node.size[0] / 2 : node.size[0] - fromRight;
     const at = window.app.canvas.ds.convertOffsetToCanvas(
-        [node.pos[0] + node.size[0] - 22, node.pos[1] + (widget.last_y ?? widget.y) + height / 2]);
+        [node.pos[0] + x, node.pos[1] + (widget.last_y ?? widget.y) + height / 2]);
     const box = window.app.canvas.canvas.getBoundingClientRect();
     const scale = window.app.canvas.canvas.width / box.width;
     return [box.left + at[0] / scale, box.top + at[1] / scale]; }"""
+# Every image file a node saved, in the order the editor heard of them (its "executed" events).
+LISTEN_FOR_SAVED = """() => { window.__savedImages = [];
+    window.app.api.addEventListener('executed', ({detail}) => {
+        for (const image of detail?.output?.images ?? []) window.__savedImages.push(image.filename); }); }"""
+# Each named file painted: an <img> of Nodes 2.0, or an image the canvas draws on a node.
+IMAGES_SHOWN = """(names) => names.every(name => {
+    const nodes = (window.app.rootGraph ?? window.app.graph).nodes;
+    const images = [...document.images, ...nodes.flatMap(n => n.imgs ?? [])];
+    return images.some(i => i.src.includes(encodeURIComponent(name)) && i.complete && i.naturalWidth > 0); })"""
+# The text PreviewAny shows after a run ('preview' in 1.27; 1.5x adds plain/markdown views and a mode).
+PREVIEW_TEXT = """() => (window.app.rootGraph ?? window.app.graph).nodes.filter(n => n.type === 'PreviewAny')
+    .map(n => (n.widgets ?? []).filter(w => w.name.startsWith('preview') && w.name !== 'preview_mode')
+        .map(w => w.value).filter(v => typeof v === 'string' && v).join('\\n'))"""
 
 
 def close_greetings(page: Page) -> None:
@@ -73,6 +101,9 @@ def close_dialog(page: Page) -> None:
 
 
 def switch_on_nodes_2(page: Page) -> bool:
+    """Switch it on in Settings; after a restart the server-side setting may be on already."""
+    if page.evaluate("() => window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled') === true"):
+        return True
     open_settings(page)
     page.get_by_placeholder("Search Settings...").fill("Nodes 2.0")
     switch = page.get_by_role("switch", name="Modern Node Design (Nodes 2.0)")
@@ -110,6 +141,18 @@ def badges(page: Page) -> list[dict]:
     return page.evaluate(BADGES)
 
 
+def saved_so_far(page: Page) -> int:
+    return page.evaluate("() => window.__savedImages.length")
+
+
+def wait_for_saved_images(page: Page, before: int) -> list[str]:
+    """The files the run saved (after ``before`` known ones), once the editor shows each of them."""
+    page.wait_for_function(f"() => window.__savedImages.length > {before}", timeout=60000)
+    names = page.evaluate(f"() => window.__savedImages.slice({before})")
+    page.wait_for_function(IMAGES_SHOWN, arg=names, timeout=30000)
+    return names
+
+
 def wait_for_prices(page: Page, prefix: str, timeout: float = 30000) -> list[dict]:
     page.wait_for_function(
         f"""() => ({BADGES})().every(n => (n.badges[n.badges.length - 1] || '').startsWith({json.dumps(prefix)}))""",
@@ -123,11 +166,48 @@ def add_an_image(page: Page, node_id: str, nodes_2: bool) -> None:
     if nodes_2:
         page.locator(f'[data-node-id="{node_id}"] [aria-label="num_images"] button[aria-label="Increment"]').click()
     else:
-        x, y = page.evaluate(NUM_IMAGES_ARROW, node_id)
+        x, y = page.evaluate(WIDGET_POINT, [node_id, "num_images", 22])
         page.mouse.click(x, y)
 
 
-def run_workflow(page: Page, path: str, nodes_2: bool, shots: Path, rerun: bool) -> dict:
+def type_into_text_widget(page: Page, node_id: str, name: str, text: str, nodes_2: bool) -> None:
+    """Replace a one-line text widget's value as a person does: click it, type, Enter."""
+    if nodes_2:
+        field = page.locator(f'[data-node-id="{node_id}"] [data-widget-name="{name}"] input')
+        field.click()
+        field.press("Control+A")
+        field.press_sequentially(text)
+        field.press("Enter")
+    else:  # the canvas opens a small "Value" box over the widget
+        x, y = page.evaluate(WIDGET_POINT, [node_id, name, None])
+        page.mouse.click(x, y)
+        field = page.locator(".graphdialog input").first
+        field.wait_for(timeout=15000)
+        field.press("Control+A")
+        field.press_sequentially(text)
+        field.press("Enter")
+    page.wait_for_function(
+        f"""() => ({BADGES})().find(n => n.id === {json.dumps(node_id)})?.{name} === {json.dumps(text)}""",
+        timeout=15000,
+    )
+
+
+def open_template(page: Page, section: str, name: str) -> list[str]:
+    """Open an example as a person does: Templates (sidebar) -> the pack's section (its folder name)
+    -> the example's card. Returns the titles the section lists."""
+    page.get_by_role("button", name=re.compile(r"^Templates")).first.click()
+    dialog = page.get_by_role("dialog")
+    dialog.get_by_text(section, exact=True).first.click()
+    card = dialog.get_by_text(name, exact=True).first
+    card.wait_for(timeout=15000)
+    titles = dialog.get_by_text(re.compile(r"^nano_banana_2_")).all_inner_texts()
+    card.click()
+    dialog.wait_for(state="hidden", timeout=15000)
+    return titles
+
+
+def run_workflow(page: Page, path: str, nodes_2: bool, shots: Path, rerun: bool, expect: str = "last run $") -> dict:
+    """Open a workflow, add an image on its first node, press Run; ``expect``: how the badge starts after."""
     name = Path(path).stem
     page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", json.loads(Path(path).read_text()))
     seen: dict = {"loaded": wait_for_prices(page, "≈ $")}
@@ -143,18 +223,44 @@ def run_workflow(page: Page, path: str, nodes_2: bool, shots: Path, rerun: bool)
     ids = [node["id"] for node in seen["changed"]]
     if nodes_2:
         seen["changed_dom"] = page.evaluate(DOM_BADGES, ids)
-    seen["sign_in_gate"] = page.get_by_text("Sign in to run").count()
-    run = page.get_by_role("button", name="Run", exact=True)
-    seen["run_buttons"] = run.count()
-    page.screenshot(path=str(shots / f"{name}-price.png"))
-    run.first.click()
-    seen["after_run"] = wait_for_prices(page, "last run $", timeout=120000)
-    if nodes_2:
-        seen["after_run_dom"] = page.evaluate(DOM_BADGES, ids)
-    page.screenshot(path=str(shots / f"{name}-after-run.png"))
+    run = press_run(page, seen, ids, nodes_2, expect, shots / f"{name}-price.png", shots / f"{name}-after-run.png")
     if rerun:  # nothing changed: ComfyUI reuses the cached result, RunComfy is not asked again
         run.first.click()
         seen["after_rerun"] = wait_for_prices(page, "reused, no new charge", timeout=120000)
+    return seen
+
+
+def press_run(page: Page, seen: dict, ids: list[str], nodes_2: bool, expect: str, shot_before: Path,
+              shot_after: Path, settled: str = "() => true") -> Locator:
+    """Press Run as a person does, with what they see before (no sign-in gate, the button) and
+    after: the badges once they start with ``expect``, the saved images, then ``settled``."""
+    seen["sign_in_gate"] = page.get_by_text("Sign in to run").count()
+    run = page.get_by_role("button", name="Run", exact=True)
+    seen["run_buttons"] = run.count()
+    page.screenshot(path=str(shot_before))
+    before = saved_so_far(page)
+    run.first.click()
+    seen["after_run"] = wait_for_prices(page, expect, timeout=120000)
+    if nodes_2:
+        seen["after_run_dom"] = page.evaluate(DOM_BADGES, ids)
+    seen["images_shown"] = wait_for_saved_images(page, before)
+    page.wait_for_function(settled, timeout=30000)
+    page.screenshot(path=str(shot_after))
+    return run
+
+
+def collect_by_request_id(page: Page, section: str, name: str, request_id: str, nodes_2: bool, shots: Path) -> dict:
+    """Open the Result by Request ID example from Browse Templates, type a request id, press Run."""
+    seen: dict = {"template_titles": open_template(page, section, name)}
+    seen["loaded"] = wait_for_prices(page, "free")
+    node = seen["loaded"][0]
+    type_into_text_widget(page, node["id"], "request_id", request_id, nodes_2)
+    seen["typed"] = badges(page)
+    if nodes_2:
+        seen["typed_dom"] = page.evaluate(DOM_BADGES, [node["id"]])
+    press_run(page, seen, [node["id"]], nodes_2, "collected, no new charge", shots / f"{name}-typed.png",
+              shots / f"{name}-after-run.png", settled=f"() => ({PREVIEW_TEXT})().some(text => text)")
+    seen["info"] = page.evaluate(PREVIEW_TEXT)
     return seen
 
 
@@ -176,18 +282,29 @@ def main(config: dict) -> dict:
             page.goto(config["url"], wait_until="domcontentloaded", timeout=90000)
             page.wait_for_function(READY, timeout=90000, polling=200)
             close_greetings(page)
+            page.evaluate(LISTEN_FOR_SAVED)
             result["version"] = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
             result["comfy_org_user"] = page.evaluate(
                 "() => window.app.extensionManager?.user?.currentUser ?? null")
             if config["nodes_2"]:
                 result["nodes_2"] = switch_on_nodes_2(page)
-            first = config["workflows"][0]
-            page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }", json.loads(Path(first).read_text()))
-            result["without_token"] = wait_for_prices(page, "price ?")
-            result["settings"] = store_token(page, config["token"], str(shots / "settings-runcomfy.png"))
-            for index, path in enumerate(config["workflows"]):
-                rerun = index == len(config["workflows"]) - 1
-                result["workflows"][Path(path).stem] = run_workflow(page, path, config["nodes_2"], shots, rerun)
+            if config.get("restart"):
+                for path in config["workflows"]:
+                    result["workflows"][Path(path).stem] = run_workflow(
+                        page, path, config["nodes_2"], shots, rerun=False, expect="reused, no new charge")
+            else:
+                first = config["workflows"][0]
+                page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
+                              json.loads(Path(first).read_text()))
+                result["without_token"] = wait_for_prices(page, "price ?")
+                result["settings"] = store_token(page, config["token"], str(shots / "settings-runcomfy.png"))
+                for index, path in enumerate(config["workflows"]):
+                    rerun = index == len(config["workflows"]) - 1
+                    result["workflows"][Path(path).stem] = run_workflow(page, path, config["nodes_2"], shots, rerun)
+                if config.get("collect"):
+                    paid = result["workflows"][Path(first).stem]["after_run"][0]["badges"][-1]
+                    result["collect"] = collect_by_request_id(
+                        page, config["pack"], config["collect"], paid.rsplit(" · ", 1)[1], config["nodes_2"], shots)
             open_settings(page)
             result["spend_panel"] = runcomfy_panel(page)
             page.screenshot(path=str(shots / "settings-spend.png"))

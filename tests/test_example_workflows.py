@@ -10,6 +10,7 @@ the editor load the workflow with shifted or invalid values, so it fails here.
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ EXPECTED_WORKFLOWS = {
     "nano_banana_2_edit",
     "nano_banana_2_multi_reference_edit",
     "nano_banana_2_generate_then_edit",
+    "nano_banana_2_result_by_request_id",
 }
 # What the editor stores after an INT widget with control_after_generate.
 SEED_CONTROL_VALUES = ("fixed", "increment", "decrement", "randomize")
@@ -62,6 +64,11 @@ SHIPPED_INPUT_IMAGES = ("example.png",)
 
 def node_classes() -> dict[str, type]:
     return pack_import("nodes").NODE_CLASS_MAPPINGS
+
+
+def generates(cls: type) -> bool:
+    """A node that submits paid jobs has a seed; Result by Request ID only collects one."""
+    return "seed" in cls.INPUT_TYPES().get("required", {})
 
 
 def workflow_paths() -> list[Path]:
@@ -126,7 +133,7 @@ def value_problem(kind: Any, options: dict, value: Any) -> str | None:
     return f"unknown widget kind {kind!r}"
 
 
-def test_the_four_examples_exist_each_with_a_thumbnail():
+def test_the_examples_exist_each_with_a_thumbnail():
     names = {path.stem for path in workflow_paths()}
     assert names == EXPECTED_WORKFLOWS
     for path in workflow_paths():
@@ -193,7 +200,7 @@ def test_our_nodes_use_schema_defaults_a_real_prompt_and_a_fixed_seed(path: Path
     """Examples change only the prompt; the seed is 'fixed' so re-queuing never re-bills."""
     for node in load(path)["nodes"]:
         cls = node_classes().get(node["type"])
-        if cls is None:
+        if cls is None or not generates(cls):
             continue
         where = f"{path.name} node {node['id']}"
         values = dict(zip([name for name, _, _ in expected_values_layout(cls)], node["widgets_values"]))
@@ -215,7 +222,7 @@ def test_our_request_bodies_pass_the_model_schema(path: Path):
     models = {"RunComfyNanoBanana2TextToImage": schemas.TEXT_TO_IMAGE, "RunComfyNanoBanana2Edit": schemas.EDIT}
     for node in load(path)["nodes"]:
         cls = node_classes().get(node["type"])
-        if cls is None:
+        if cls is None or not generates(cls):
             continue
         values = dict(zip([name for name, _, _ in expected_values_layout(cls)], node["widgets_values"]))
         body = {name: values[name] for name, _, _ in our_widgets(cls) if name != "image_urls"}
@@ -223,6 +230,28 @@ def test_our_request_bodies_pass_the_model_schema(path: Path):
             # stands in for the connected images, as the node sends them
             body["image_urls"] = [schemas.InlineImage(b"\x89PNG\r\n\x1a\n" + bytes(8), "image/png")]
         schemas.get_schema(models[node["type"]]).check(body)
+
+
+def test_every_node_class_has_an_example():
+    used = {node["type"] for path in workflow_paths() for node in load(path)["nodes"]}
+    assert not set(node_classes()) - used, f"no example workflow uses {sorted(set(node_classes()) - used)}"
+
+
+@pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
+def test_a_request_id_example_holds_a_placeholder_the_node_accepts(path: Path):
+    """Queued as shipped, the id passes the node's check (RunComfy answers it is unknown, for free);
+    it is all zeros, so nobody takes it for a job of theirs, and the Note says what to paste."""
+    for node in load(path)["nodes"]:
+        cls = node_classes().get(node["type"])
+        if cls is None or generates(cls):
+            continue
+        (request_id,) = node["widgets_values"]
+        assert cls.VALIDATE_INPUTS(request_id=request_id) is True, cls.VALIDATE_INPUTS(request_id=request_id)
+        digits = str(uuid.UUID(request_id)).replace("-", "")  # a UUID, as RunComfy's ids are
+        assert set(digits) <= {"0", "4", "8"}, f"{request_id!r}: zeros but for the version and variant digits"
+        notes = " ".join(n["widgets_values"][0] for n in load(path)["nodes"] if n["type"] == "Note")
+        for words in ("request id", "Stop", "gave up waiting", "history", "free"):
+            assert words in notes, f"{path.name}: the Note does not say {words!r}"
 
 
 @pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)

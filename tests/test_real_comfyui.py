@@ -11,7 +11,9 @@ it (headless Chromium via playwright, when ``COMFYUI_PYTHON`` can import
 playwright and a Chromium is found; ``CHROMIUM_PATH`` names one) and, always,
 by a small converter below that maps ``widgets_values`` to input names using
 ``/object_info``. When both are available they must agree. The workflows are
-then queued with ``POST /prompt`` and followed through ``/history``.
+then queued with ``POST /prompt`` and followed through ``/history``; the
+Result by Request ID example is queued with the request id of a job paid
+earlier, as a user pastes it.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -55,19 +58,23 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(_skip_reason() is not None
 
 T = TypeVar("T")
 T2I, EDIT = "RunComfyNanoBanana2TextToImage", "RunComfyNanoBanana2Edit"
+RESULT = "RunComfyNanoBanana2ResultByRequestId"
 WORKFLOW_DIR = PACK_ROOT / "example_workflows"
-WORKFLOWS = (
+GENERATING_WORKFLOWS = (
     "nano_banana_2_text_to_image",
     "nano_banana_2_edit",
     "nano_banana_2_multi_reference_edit",
     "nano_banana_2_generate_then_edit",
 )
-# Submits each workflow must cause: one per node of ours, by model.
+RESULT_WORKFLOW = "nano_banana_2_result_by_request_id"  # collects a paid job: never submits
+WORKFLOWS = (*GENERATING_WORKFLOWS, RESULT_WORKFLOW)
+# Submits each workflow must cause: one per generating node of ours, by model.
 EXPECTED_SUBMITS = {
     "nano_banana_2_text_to_image": ["google/nano-banana-2/text-to-image"],
     "nano_banana_2_edit": ["google/nano-banana-2/edit"],
     "nano_banana_2_multi_reference_edit": ["google/nano-banana-2/edit"],
     "nano_banana_2_generate_then_edit": ["google/nano-banana-2/edit", "google/nano-banana-2/text-to-image"],
+    RESULT_WORKFLOW: [],
 }
 # Reference image sizes the edit job must receive (example.png is 768×768, the crop 320×320,
 # a 1K text-to-image result 1024×1024).
@@ -145,10 +152,15 @@ class ComfyUI:
 
 
 def prepare_base_directory(base: Path) -> None:
-    """custom_nodes with only this pack (a symlink named like a clone) and input/example.png."""
+    """custom_nodes with only this pack (a symlink named like a clone) and input/example.png.
+
+    Kept as it is when it exists: a restarted ComfyUI finds the folders of the last one."""
     for folder in ("custom_nodes", "input", "output", "user", "temp"):
         (base / folder).mkdir(parents=True, exist_ok=True)
-    (base / "custom_nodes" / PACK_NAME).symlink_to(PACK_ROOT, target_is_directory=True)
+    link = base / "custom_nodes" / PACK_NAME
+    if link.is_symlink():
+        return
+    link.symlink_to(PACK_ROOT, target_is_directory=True)
     shipped = Path(COMFYUI_PATH) / "input" / "example.png"
     if shipped.is_file():
         shutil.copyfile(shipped, base / "input" / "example.png")
@@ -174,7 +186,7 @@ def running_comfyui(base: Path, env: dict[str, str], *extra_args: str) -> Iterat
         COMFYUI_PYTHON, "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
         "--base-directory", str(base), "--database-url", "sqlite:///:memory:", "--disable-auto-launch", *extra_args,
     ]
-    log_path = base / "comfyui.log"
+    log_path = base / f"comfyui-{port}.log"  # one per process: a restart keeps the last one's
     started = time.monotonic()
     with log_path.open("wb") as log_file:
         process = subprocess.Popen(
@@ -259,8 +271,11 @@ try:
 except ImportError as exc:
     print(f"playwright not importable: {exc}"); sys.exit(3)
 url, chromium, paths = sys.argv[1], sys.argv[2] or None, sys.argv[3:]
+# window.app exists before the editor has restored its first workflow; a workflow loaded before
+# that finished is replaced by it (the editor then sends an empty prompt), so wait for it.
 READY = '''() => !!(window.app && window.app.graph && window.app.vueAppReady && window.LiteGraph
-    && Object.keys(window.LiteGraph.registered_node_types).length > 0)'''
+    && Object.keys(window.LiteGraph.registered_node_types).length > 0
+    && window.app.extensionManager?.workflow?.activeWorkflow)'''
 CONVERT = '''async (wf) => {
   const reg = window.LiteGraph.registered_node_types;
   const missing = [...new Set(wf.nodes.map(n => n.type))].filter(t => !(t in reg));
@@ -276,8 +291,9 @@ CONVERT = '''async (wf) => {
     .filter(n => (n.widgets_values || []).length !== saved.get(n.id))
     .map(n => `${n.id}:${n.type} editor saves ${JSON.stringify(n.widgets_values)}`);
   const errors = window.app.graph._nodes.filter(n => n.has_errors).map(n => `${n.id}:${n.type}`);
+  const loaded = window.app.graph._nodes.map(n => n.id).sort((a, b) => a - b);
   const output = missing.length ? null : (await window.app.graphToPrompt()).output;
-  return {missing, widgetMismatch, errors, toasts, output};
+  return {missing, widgetMismatch, errors, toasts, loaded, output};
 }'''
 async def main():
     async with async_playwright() as p:
@@ -345,6 +361,8 @@ def api_prompts(comfy: ComfyUI, object_info: dict[str, Any]) -> dict[str, dict[s
     for name in WORKFLOWS:
         result = from_browser[name]
         assert not result["missing"], f"{name}: the editor does not know {result['missing']}"
+        assert result["loaded"] == sorted(node["id"] for node in load_workflow(name)["nodes"]), (
+            f"{name}: the editor's graph holds nodes {result['loaded']}, not the workflow's")
         assert not result["widgetMismatch"], f"{name}: widgets_values differ from the editor's: {result['widgetMismatch']}"
         assert not result["errors"], f"{name}: nodes flagged with errors in the editor: {result['errors']}"
         assert not result["toasts"], f"{name}: the editor complained while loading it: {result['toasts']}"
@@ -376,7 +394,7 @@ def queue(comfy: ComfyUI, prompt: dict[str, Any], workflow: dict[str, Any]) -> s
     return answer["prompt_id"]
 
 
-def wait_for_history(comfy: ComfyUI, prompt_id: str) -> dict[str, Any]:
+def wait_for_history(comfy: ComfyUI, prompt_id: str, *, succeed: bool = True) -> dict[str, Any]:
     def finished() -> dict[str, Any] | None:
         if not comfy.alive():
             pytest.fail(f"ComfyUI exited; log:\n{comfy.log()[-4000:]}")
@@ -385,9 +403,10 @@ def wait_for_history(comfy: ComfyUI, prompt_id: str) -> dict[str, Any]:
 
     entry = wait_for(finished, RUN_SECONDS, f"prompt {prompt_id} to finish")
     status = entry["status"]
-    assert status.get("status_str") == "success" and status.get("completed"), (
-        f"prompt failed: {json.dumps(status.get('messages'))[:3000]}"
-    )
+    if succeed:
+        assert status.get("status_str") == "success" and status.get("completed"), (
+            f"prompt failed: {json.dumps(status.get('messages'))[:3000]}"
+        )
     return entry
 
 
@@ -408,6 +427,30 @@ def saved_images(comfy: ComfyUI, entry: dict[str, Any], prompt: dict[str, Any]) 
             assert image["type"] == "output"
             paths.append(comfy.base / "output" / image["subfolder"] / image["filename"])
     return paths
+
+
+def single_runs(base: Path, history: dict[str, Any]) -> list[tuple[dict[str, Any], list[Path]]]:
+    """(what the pack's node reported, the images the prompt saved) for every prompt in a
+    ``/history`` answer that ran exactly one node of ours, in the order ComfyUI ran them."""
+    found = []
+    for entry in sorted(history.values(), key=lambda entry: entry["prompt"][0]):
+        outputs = entry.get("outputs", {})
+        runs = [run for output in outputs.values() for run in output.get("runcomfy_runs", [])]
+        if len(runs) != 1:
+            continue
+        paths = [base / "output" / image["subfolder"] / image["filename"]
+                 for output in outputs.values() for image in output.get("images", []) if image.get("type") == "output"]
+        found.append((runs[0], paths))
+    return found
+
+
+def pixels(paths: list[Path]) -> list[tuple[tuple[int, int], bytes]]:
+    """Decoded RGB pixels of saved images, to compare two runs' results exactly."""
+    decoded = []
+    for path in paths:
+        with Image.open(path) as image:
+            decoded.append((image.size, image.convert("RGB").tobytes()))
+    return decoded
 
 
 # ------------------------------------------------------------------ tests
@@ -433,7 +476,7 @@ def test_pack_imports_without_failure_traceback_or_warning(comfy: ComfyUI):
             pytest.fail(f"warning about the pack: {line}")
 
 
-def test_object_info_defines_both_nodes_as_the_pack_does(comfy: ComfyUI, object_info: dict[str, Any]):
+def test_object_info_defines_the_nodes_as_the_pack_does(comfy: ComfyUI, object_info: dict[str, Any]):
     classes = pack_import("nodes").NODE_CLASS_MAPPINGS
     widgets = ["prompt", "num_images", "seed", "aspect_ratio", "resolution", "output_format",
                "safety_tolerance", "limit_generations", "enable_web_search"]
@@ -451,6 +494,11 @@ def test_object_info_defines_both_nodes_as_the_pack_does(comfy: ComfyUI, object_
             assert info["input"].get(section, {}) == defined.get(section, {}), f"{name} {section} inputs differ"
         assert info["input"]["required"]["seed"][1].get("control_after_generate") is True
         assert info["input"]["required"]["prompt"][1].get("multiline") is True
+    info = object_info[RESULT]
+    assert info["input_order"]["required"] == ["request_id"] and info["input"]["required"]["request_id"][0] == "STRING"
+    assert info["output"] == ["IMAGE", "STRING"] and info["output_name"] == ["images", "info"]
+    assert info["category"] == "RunComfy/Nano Banana 2" and not info.get("api_node") and info["output_node"] is False
+    assert json.loads(json.dumps(classes[RESULT].INPUT_TYPES()))["required"] == info["input"]["required"]
     for name in ("SaveImage", "LoadImage", "PreviewAny", "ImageCrop"):
         assert name in object_info, f"core node {name} used by the examples is missing from this ComfyUI"
 
@@ -466,7 +514,7 @@ def test_browse_templates_lists_and_serves_the_examples(comfy: ComfyUI):
 
 
 def test_help_pages_are_served(comfy: ComfyUI):
-    for name in (T2I, EDIT):
+    for name in (T2I, EDIT, RESULT):
         page = comfy.http.get(f"/extensions/{PACK_NAME}/docs/{name}.md")
         assert page.status_code == 200 and page.text.startswith("# "), f"{name}.md: {page.status_code}"
 
@@ -476,10 +524,11 @@ def test_examples_convert_to_the_api_format(api_prompts: dict[str, dict[str, Any
         types = collections.Counter(node["class_type"] for node in prompt.values())
         ours = types[T2I] + types[EDIT]
         assert ours == len(EXPECTED_SUBMITS[name]), f"{name}: {dict(types)}"
+        assert types[RESULT] == (name == RESULT_WORKFLOW), f"{name}: {dict(types)}"
         assert all(node["class_type"] not in VIRTUAL_NODES for node in prompt.values())
 
 
-@pytest.mark.parametrize("name", WORKFLOWS)
+@pytest.mark.parametrize("name", GENERATING_WORKFLOWS)
 def test_example_runs_to_saved_images(name: str, comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]):
     prompt, workflow = api_prompts[name], load_workflow(name)
     submits_before = len(sim.requests(route="submit"))
@@ -531,6 +580,78 @@ def test_unchanged_workflow_is_not_billed_again(comfy: ComfyUI, sim: Any, api_pr
     assert saved_images(comfy, entry, prompt)
 
 
+def with_request_id(prompt: dict[str, Any], request_id: str) -> dict[str, Any]:
+    """The prompt with ``request_id`` pasted into its Result by Request ID node, as a user does."""
+    pasted = json.loads(json.dumps(prompt))
+    for node in pasted.values():
+        if node["class_type"] == RESULT:
+            node["inputs"]["request_id"] = request_id
+    return pasted
+
+
+def preview_text(entry: dict[str, Any], prompt: dict[str, Any]) -> str:
+    return "".join(text for node_id, node in prompt.items() if node["class_type"] == "PreviewAny"
+                   for text in entry["outputs"][node_id]["text"])
+
+
+def test_result_by_request_id_example_collects_an_earlier_run_for_free(
+    comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]
+):
+    name = "nano_banana_2_text_to_image"
+    paid_prompt = json.loads(json.dumps(api_prompts[name]))
+    for node in paid_prompt.values():
+        if node["class_type"] == T2I:
+            node["inputs"]["seed"] = 1001  # a run of its own: neither ComfyUI's cache nor the journal has it
+    before = len(sim.requests(route="submit"))
+    paid_entry, _ = run_workflow(comfy, paid_prompt, load_workflow(name))
+    (paid,) = sim.requests(route="submit")[before:]
+
+    prompt = with_request_id(api_prompts[RESULT_WORKFLOW], paid.request_id)
+    entry, seconds = run_workflow(comfy, prompt, load_workflow(RESULT_WORKFLOW))
+    TIMINGS["collect by request id"] = seconds
+    assert len(sim.requests(route="submit")) == before + 1, "collecting a request submitted a new (billed) job"
+    assert pixels(saved_images(comfy, entry, prompt)) == pixels(saved_images(comfy, paid_entry, paid_prompt))
+    (run,) = [run for output in entry["outputs"].values() for run in output.get("runcomfy_runs", [])]
+    assert run["request_id"] == paid.request_id and run["collected"] is True
+    shown = preview_text(entry, prompt)
+    assert paid.request_id in shown and "completed" in shown and "not billed again" in shown, shown
+
+
+def test_result_by_request_id_collects_a_job_comfyui_never_saw(comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]):
+    """A job paid for whose images never arrived (here submitted straight to RunComfy): collected from it."""
+    answer = httpx.post(f"{sim.url}/v1/models/google/nano-banana-2/text-to-image",
+                        json={"prompt": "a lighthouse at dusk, watercolour", "num_images": 1, "output_format": "png"},
+                        headers={"Authorization": f"Bearer {sim.token}"})
+    assert answer.status_code == 200, answer.text
+    request_id = answer.json()["request_id"]
+    submits = len(sim.requests(route="submit"))
+    prompt = with_request_id(api_prompts[RESULT_WORKFLOW], request_id)
+    entry, _ = run_workflow(comfy, prompt, load_workflow(RESULT_WORKFLOW))
+    assert len(sim.requests(route="submit")) == submits, "collecting a request submitted a new (billed) job"
+    assert sim.requests(route="file", request_id=request_id), "the job's image was not downloaded from RunComfy"
+    job_images = []
+    for data in sim.job(request_id).files:
+        with Image.open(io.BytesIO(data)) as image:
+            job_images.append((image.size, image.convert("RGB").tobytes()))
+    assert pixels(saved_images(comfy, entry, prompt)) == job_images
+    assert request_id in preview_text(entry, prompt)
+
+
+def test_result_by_request_id_example_as_shipped_is_refused_for_free(
+    comfy: ComfyUI, sim: Any, api_prompts: dict[str, Any]
+):
+    """Queued before a request id is pasted: RunComfy's answer, with the id, and nothing billed."""
+    prompt, workflow = api_prompts[RESULT_WORKFLOW], load_workflow(RESULT_WORKFLOW)
+    placeholder = next(node["inputs"]["request_id"] for node in prompt.values() if node["class_type"] == RESULT)
+    submits = len(sim.requests(route="submit"))
+    entry = wait_for_history(comfy, queue(comfy, prompt, workflow), succeed=False)
+    assert entry["status"]["status_str"] == "error"
+    errors = [data for kind, data in entry["status"]["messages"] if kind == "execution_error"]
+    assert errors and errors[0]["node_type"] == RESULT, entry["status"]["messages"]
+    assert placeholder in errors[0]["exception_message"] and "does not know" in errors[0]["exception_message"]
+    assert len(sim.requests(route="submit")) == submits
+
+
 def test_token_appears_in_no_log_history_or_node_definition(comfy: ComfyUI, sim: Any):
     assert sim.token not in comfy.log(), "the token is in ComfyUI's log"
     assert sim.token not in comfy.http.get("/history").text, "the token is in ComfyUI's history"
@@ -543,6 +664,8 @@ def test_token_appears_in_no_log_history_or_node_definition(comfy: ComfyUI, sim:
 # current comfyui-frontend-package unzipped, with and without Nodes 2.0): a fresh ComfyUI with
 # no token anywhere and a fresh browser profile with no Comfy.org account. tests/editor_session.py
 # does what the user does; the tests below check what it saw against the simulator.
+# Then ComfyUI is stopped and started again as a new process on the same folders, RunComfy
+# data folder and simulator, and a second session runs the text-to-image example once more.
 
 FRONTEND_ROOT = os.environ.get("COMFYUI_FRONTEND_ROOT", "")
 EDITOR_SESSION = Path(__file__).with_name("editor_session.py")
@@ -561,13 +684,41 @@ def usd(value: float) -> str:
     return f"${value:.2f}" if abs(value * 100 - cents) < 1e-6 else f"${value:.3f}"
 
 
+RESTART_WORKFLOW = "nano_banana_2_text_to_image"
+
+
 @dataclasses.dataclass
 class EditorSession:
-    result: dict[str, Any]
-    comfy: ComfyUI
+    """What the sessions saw, and what the two ComfyUI processes left (both stopped by now)."""
+
+    result: dict[str, Any]  # the new user's session
+    restart: dict[str, Any]  # the session after the restart
+    base: Path  # ComfyUI's --base-directory, shared by both processes
+    logs: list[str]  # each process's console
+    histories: list[dict[str, Any]]  # each process's /history
+    submits_before_restart: int
     sim: Any
     config_path: Path
+    data_dir: Path
     shots: Path
+
+
+def run_editor_session(comfy: ComfyUI, config: dict[str, Any], label: str) -> dict[str, Any]:
+    """tests/editor_session.py against ``comfy``; what it saw."""
+    started = time.monotonic()
+    try:
+        done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
+                              capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
+    TIMINGS[f"editor session {label}"] = time.monotonic() - started
+    if "No module named 'playwright'" in done.stderr:
+        pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
+    assert done.returncode == 0, (f"editor session failed (screenshots in {config['shots']}):\n{done.stdout[-2000:]}\n"
+                                  f"{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
+    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
+    print(f"\neditor screenshots: {config['shots']}")
+    return json.loads(line[len("RESULT "):])
 
 
 @pytest.fixture(scope="module", params=EDITORS)
@@ -582,28 +733,28 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     base = tmp_path_factory.mktemp(f"comfyui-{label}")
     shots = base / "shots"
     config_path = base / "home" / "runcomfy" / "config.json"
+    data_dir = base / "runcomfy-data"  # not the config's folder: RUNCOMFY_DATA_DIR must be followed
     extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
     server = pack_import("simulator.server")
-    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator, \
-            running_comfyui(base, {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path)},
-                            *extra) as comfy:
-        config = {"url": comfy.url + "/", "chromium": find_chromium(), "token": simulator.token,
-                  "nodes_2": nodes_2, "workflows": [str(WORKFLOW_DIR / f"{name}.json") for name in WORKFLOWS],
-                  "shots": str(shots)}
-        started = time.monotonic()
-        try:
-            done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
-                                  capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
-        TIMINGS[f"editor session {label}"] = time.monotonic() - started
-        if "No module named 'playwright'" in done.stderr:
-            pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
-        assert done.returncode == 0, (f"editor session failed (screenshots in {shots}):\n{done.stdout[-2000:]}\n"
-                                      f"{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
-        line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-        print(f"\neditor screenshots: {shots}")
-        yield EditorSession(json.loads(line[len("RESULT "):]), comfy, simulator, config_path, shots)
+    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
+        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path),
+               "RUNCOMFY_DATA_DIR": str(data_dir)}
+        session = {"chromium": find_chromium(), "token": simulator.token, "nodes_2": nodes_2, "pack": PACK_NAME}
+        with running_comfyui(base, env, *extra) as comfy:
+            result = run_editor_session(comfy, {
+                **session, "url": comfy.url + "/", "shots": str(shots), "collect": RESULT_WORKFLOW,
+                "workflows": [str(WORKFLOW_DIR / f"{name}.json") for name in GENERATING_WORKFLOWS],
+            }, label)
+            first = (comfy.log(), comfy.http.get("/history").json())
+        submits_before_restart = len(simulator.requests(route="submit"))
+        with running_comfyui(base, env, *extra) as comfy:
+            restart = run_editor_session(comfy, {
+                **session, "url": comfy.url + "/", "shots": str(shots / "restart"), "restart": True,
+                "workflows": [str(WORKFLOW_DIR / f"{RESTART_WORKFLOW}.json")],
+            }, f"{label} after restart")
+            second = (comfy.log(), comfy.http.get("/history").json())
+        yield EditorSession(result, restart, base, [first[0], second[0]], [first[1], second[1]],
+                            submits_before_restart, simulator, config_path, data_dir, shots)
 
 
 def model_pricing(sim: Any, model_id: str) -> Any:
@@ -632,8 +783,9 @@ def test_editor_runs_without_a_comfy_org_account(editor: EditorSession):
     result = editor.result
     assert result["version"], "the editor did not report its version"
     assert result["comfy_org_user"] in (None, {}), "the session must have no Comfy.org account"
+    seen_by_name = {**result["workflows"], RESULT_WORKFLOW: result["collect"]}
     for name in WORKFLOWS:
-        seen = result["workflows"][name]
+        seen = seen_by_name[name]
         assert seen["sign_in_gate"] == 0, f"{name}: the editor asks to sign in to run"
         assert seen["run_buttons"] >= 1, f"{name}: no Run button"
     assert not [error for error in result["page_errors"] if "runcomfy" in error.lower()], result["page_errors"]
@@ -658,7 +810,7 @@ def test_the_token_is_set_in_settings_checked_and_stored_privately(editor: Edito
 
 def test_price_badges_follow_the_widgets_and_show_the_reported_cost_after_run(editor: EditorSession):
     request_ids = []
-    for name in WORKFLOWS:
+    for name in GENERATING_WORKFLOWS:
         seen = editor.result["workflows"][name]
         assert len(seen["loaded"]) == len(EXPECTED_SUBMITS[name])
         for node in seen["loaded"]:
@@ -687,7 +839,7 @@ def test_price_badges_follow_the_widgets_and_show_the_reported_cost_after_run(ed
 
 
 def test_an_unchanged_rerun_is_reused_and_says_so(editor: EditorSession):
-    last = editor.result["workflows"][WORKFLOWS[-1]]
+    last = editor.result["workflows"][GENERATING_WORKFLOWS[-1]]
     for before, after in zip(last["after_run"], last["after_rerun"]):
         cost_and_id = before["badges"][-1].removeprefix("last run ")
         assert after["badges"][-1] == f"reused, no new charge · last {cost_and_id}"
@@ -701,15 +853,74 @@ def test_settings_show_the_session_spend(editor: EditorSession):
     )
 
 
+def paid_request_id(editor: EditorSession) -> str:
+    """The request id of the new user's text-to-image run, from its badge ("last run $… · <id>")."""
+    return editor.result["workflows"][RESTART_WORKFLOW]["after_run"][0]["badges"][-1].rsplit(" · ", 1)[1]
+
+
+def saved_by(editor: EditorSession, process: int, request_id: str, **flags: bool) -> list[Path]:
+    """The images saved by the prompt of one process whose node reported ``request_id`` (and ``flags``)."""
+    found = [paths for run, paths in single_runs(editor.base, editor.histories[process])
+             if run["request_id"] == request_id and all(run[key] is value for key, value in flags.items())]
+    assert found and found[0], f"no saved images of {request_id} {flags} in process {process + 1}'s history"
+    return found[0]
+
+
+def test_the_result_by_request_id_node_shows_what_it_costs(editor: EditorSession):
+    seen = editor.result["collect"]
+    (loaded,), (typed,), (after,) = seen["loaded"], seen["typed"], seen["after_run"]
+    assert loaded["type"] == typed["type"] == RESULT
+    assert loaded["badges"][-2:] == ["RunComfy · collects a paid job", "free"], loaded
+    assert typed["request_id"] == paid_request_id(editor) and typed["badges"][-2:] == loaded["badges"][-2:], typed
+    assert after["badges"][-2:] == ["RunComfy · collects a paid job",
+                                    f"collected, no new charge · {paid_request_id(editor)}"], after
+    if "typed_dom" in seen:  # Nodes 2.0 shows node.badges in the DOM
+        for shown, node in ((seen["typed_dom"], typed), (seen["after_run_dom"], after)):
+            assert all(text in shown[node["id"]] for text in node["badges"][-2:]), shown
+
+
+def test_the_result_by_request_id_template_collects_an_earlier_run_for_free(editor: EditorSession):
+    seen = editor.result["collect"]
+    assert sorted(set(seen["template_titles"])) == sorted(WORKFLOWS), "Browse Templates lists other examples"
+    request_id = paid_request_id(editor)
+    generating = sum(len(EXPECTED_SUBMITS[name]) for name in GENERATING_WORKFLOWS)
+    assert editor.submits_before_restart == generating, "collecting a request submitted a new (billed) job"
+    assert any(request_id in text and "not billed again" in text for text in seen["info"] if text), seen["info"]
+    collected = saved_by(editor, 0, request_id, collected=True)
+    assert pixels(collected) == pixels(saved_by(editor, 0, request_id, collected=False, reused=False))
+    assert seen["images_shown"] == [path.name for path in collected], "the editor does not show what was saved"
+
+
+def test_after_a_restart_the_same_workflow_is_reused_not_billed(editor: EditorSession):
+    seen = editor.restart["workflows"][RESTART_WORKFLOW]
+    request_id = paid_request_id(editor)
+    first = editor.result["workflows"][RESTART_WORKFLOW]["changed"][0]
+    (after,) = seen["after_run"]
+    assert seen["changed"][0]["num_images"] == first["num_images"], "not the same inputs as the paid run"
+    assert after["badges"][-1] == f"reused, no new charge · {request_id}", after
+    if "after_run_dom" in seen:
+        assert after["badges"][-1] in seen["after_run_dom"][after["id"]]
+    assert len(editor.sim.requests(route="submit")) == editor.submits_before_restart, "billed again after a restart"
+    reused = saved_by(editor, 1, request_id, reused=True)
+    assert pixels(reused) == pixels(saved_by(editor, 0, request_id, collected=False, reused=False))
+    assert seen["images_shown"] == [path.name for path in reused], "the editor does not show what was saved"
+    assert editor.restart["spend_panel"]["runcomfy-spend-total"] == (
+        "$0.00 reported by RunComfy for 0 jobs since ComfyUI started"), "a reused result counted as spend"
+    assert editor.restart["spend_panel"]["runcomfy-token-source"] == f"Saved in {editor.config_path}"
+    assert (editor.data_dir / "journal.sqlite3").is_file(), "the journal is not in RUNCOMFY_DATA_DIR"
+    assert not (editor.config_path.parent / "journal.sqlite3").exists(), "the journal ignored RUNCOMFY_DATA_DIR"
+
+
 def test_the_token_is_in_no_editor_state_log_or_history(editor: EditorSession):
     token = editor.sim.token
-    assert token not in editor.comfy.log()
-    assert token not in editor.comfy.http.get("/history").text
-    user_files = [path for path in (editor.comfy.base / "user").rglob("*") if path.is_file()]
+    for log, history in zip(editor.logs, editor.histories):
+        assert token not in log
+        assert token not in json.dumps(history)
+    user_files = [path for path in (editor.base / "user").rglob("*") if path.is_file()]
     for path in user_files:
         text = path.read_text(encoding="utf-8", errors="replace")
         assert token not in text, f"the token is in {path}"
         if path.name == "comfy.settings.json":
             assert "RunComfy." not in text, "a RunComfy entry went through the editor's settings store"
-    for path in (editor.comfy.base / "output").rglob("*.png"):
+    for path in (editor.base / "output").rglob("*.png"):
         assert token.encode() not in path.read_bytes()
