@@ -70,13 +70,15 @@ async def _to_tensor(results: Sequence[ResultImage]) -> tuple[torch.Tensor, tupl
     return batch, notes
 
 
-def _describe_result(job: FinishedJob, images: torch.Tensor) -> str:
+def _describe_result(job: FinishedJob, images: torch.Tensor, *, collected: bool) -> str:
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
     if job.reused_at is not None:
         paid = job.reused_at.astimezone().strftime("%Y-%m-%d %H:%M")
         price = f"reused the result of request {job.request_id} from {paid}, not billed again"
     else:
         price = f"${job.cost:.3f}" if job.cost is not None else "cost not reported"
+        if collected:
+            price = f"{price} when it ran; collecting it is free"
     model = f"{job.model_id} · " if job.model_id else ""
     return f"{model}request {job.request_id} · {job.status} · {price} · {count} image(s) {width}×{height}"
 
@@ -118,7 +120,7 @@ async def run_node(
             f"The job's results cannot be turned into an IMAGE batch: {error}; {collect_hint(job.request_id)}",
             request_id=job.request_id,
         ) from None
-    info_lines = [_describe_result(job, images), *notes, *padding_notes]
+    info_lines = [_describe_result(job, images, collected=collected), *notes, *padding_notes]
     feedback.progress(1.0)
     feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
     run = {

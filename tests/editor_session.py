@@ -224,6 +224,7 @@ def run_workflow(page: Page, path: str, nodes_2: bool, shots: Path, rerun: bool,
     if nodes_2:
         seen["changed_dom"] = page.evaluate(DOM_BADGES, ids)
     run = press_run(page, seen, ids, nodes_2, expect, shots / f"{name}-price.png", shots / f"{name}-after-run.png")
+    seen["info"] = page.evaluate(PREVIEW_TEXT)  # where a person copies the whole request id from
     if rerun:  # nothing changed: ComfyUI reuses the cached result, RunComfy is not asked again
         run.first.click()
         seen["after_rerun"] = wait_for_prices(page, "reused, no new charge", timeout=120000)
@@ -264,6 +265,14 @@ def collect_by_request_id(page: Page, section: str, name: str, request_id: str, 
     return seen
 
 
+def whole_request_id(badge: str, info: list[str]) -> str:
+    """The request id a badge shows shortened ("last run $0.08 · 6296916f…"), whole, from the info text."""
+    prefix = badge.rsplit(" · ", 1)[1].removesuffix("…")
+    found = {match for text in info for match in re.findall(r"request ([A-Za-z0-9_-]+)", text or "")}
+    (request_id,) = [match for match in found if match.startswith(prefix)]
+    return request_id
+
+
 def main(config: dict) -> dict:
     shots = Path(config["shots"])
     shots.mkdir(parents=True, exist_ok=True)
@@ -302,9 +311,10 @@ def main(config: dict) -> dict:
                     rerun = index == len(config["workflows"]) - 1
                     result["workflows"][Path(path).stem] = run_workflow(page, path, config["nodes_2"], shots, rerun)
                 if config.get("collect"):
-                    paid = result["workflows"][Path(first).stem]["after_run"][0]["badges"][-1]
+                    paid = result["workflows"][Path(first).stem]
+                    request_id = whole_request_id(paid["after_run"][0]["badges"][-1], paid["info"])
                     result["collect"] = collect_by_request_id(
-                        page, config["pack"], config["collect"], paid.rsplit(" · ", 1)[1], config["nodes_2"], shots)
+                        page, config["pack"], config["collect"], request_id, config["nodes_2"], shots)
             open_settings(page)
             result["spend_panel"] = runcomfy_panel(page)
             page.screenshot(path=str(shots / "settings-spend.png"))

@@ -763,6 +763,17 @@ def model_pricing(sim: Any, model_id: str) -> Any:
     return pack_import("client.pricing").read_pricing(answer.json(), RESOLUTIONS)
 
 
+def short(request_id: str) -> str:
+    """A request id as the badges show it: its first 8 characters (the whole id is in the info output)."""
+    return f"{request_id[:8]}…"
+
+
+def submitted_id(sim: Any, shown: str) -> str:
+    """The one submitted request id a badge's short id stands for."""
+    (request_id,) = {r.request_id for r in sim.requests(route="submit") if r.request_id.startswith(shown.rstrip("…"))}
+    return request_id
+
+
 def reported_job(sim: Any, request_id: str) -> dict[str, Any]:
     """What RunComfy (the simulator) reports for a finished job, through the documented API."""
     answer = httpx.get(f"{sim.url}/v1/requests/{request_id}/result", params={"include_cost": "true"},
@@ -822,10 +833,10 @@ def test_price_badges_follow_the_widgets_and_show_the_reported_cost_after_run(ed
         for node in seen["after_run"]:
             text = node["badges"][-1]
             assert text.startswith("last run $") and " · " in text, text
-            request_id = text.rsplit(" · ", 1)[1]
+            request_id = submitted_id(editor.sim, text.rsplit(" · ", 1)[1])
             job = reported_job(editor.sim, request_id)
             assert job.get("model_id", MODEL_OF[node["type"]]) == MODEL_OF[node["type"]]
-            assert text == f"last run {usd(job['cost'])} · {request_id}"
+            assert text == f"last run {usd(job['cost'])} · {short(request_id)}"
             assert changed[node["id"]]["badges"][-1] == f"≈ {usd(job['cost'])}", "the estimate was not what was billed"
             request_ids.append(request_id)
         if "changed_dom" in seen:  # Nodes 2.0 shows node.badges in the DOM
@@ -854,8 +865,9 @@ def test_settings_show_the_session_spend(editor: EditorSession):
 
 
 def paid_request_id(editor: EditorSession) -> str:
-    """The request id of the new user's text-to-image run, from its badge ("last run $… · <id>")."""
-    return editor.result["workflows"][RESTART_WORKFLOW]["after_run"][0]["badges"][-1].rsplit(" · ", 1)[1]
+    """The request id of the new user's text-to-image run, from its badge ("last run $… · <short id>")."""
+    badge = editor.result["workflows"][RESTART_WORKFLOW]["after_run"][0]["badges"][-1]
+    return submitted_id(editor.sim, badge.rsplit(" · ", 1)[1])
 
 
 def saved_by(editor: EditorSession, process: int, request_id: str, **flags: bool) -> list[Path]:
@@ -873,7 +885,7 @@ def test_the_result_by_request_id_node_shows_what_it_costs(editor: EditorSession
     assert loaded["badges"][-2:] == ["RunComfy · collects a paid job", "free"], loaded
     assert typed["request_id"] == paid_request_id(editor) and typed["badges"][-2:] == loaded["badges"][-2:], typed
     assert after["badges"][-2:] == ["RunComfy · collects a paid job",
-                                    f"collected, no new charge · {paid_request_id(editor)}"], after
+                                    f"collected, no new charge · {short(paid_request_id(editor))}"], after
     if "typed_dom" in seen:  # Nodes 2.0 shows node.badges in the DOM
         for shown, node in ((seen["typed_dom"], typed), (seen["after_run_dom"], after)):
             assert all(text in shown[node["id"]] for text in node["badges"][-2:]), shown
@@ -897,7 +909,7 @@ def test_after_a_restart_the_same_workflow_is_reused_not_billed(editor: EditorSe
     first = editor.result["workflows"][RESTART_WORKFLOW]["changed"][0]
     (after,) = seen["after_run"]
     assert seen["changed"][0]["num_images"] == first["num_images"], "not the same inputs as the paid run"
-    assert after["badges"][-1] == f"reused, no new charge · {request_id}", after
+    assert after["badges"][-1] == f"reused, no new charge · {short(request_id)}", after
     if "after_run_dom" in seen:
         assert after["badges"][-1] in seen["after_run_dom"][after["id"]]
     assert len(editor.sim.requests(route="submit")) == editor.submits_before_restart, "billed again after a restart"

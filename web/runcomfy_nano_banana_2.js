@@ -198,11 +198,16 @@ function inputsUnchanged(node, inputs) {
   });
 }
 
+/** A request id short enough for a badge; the whole id is in the node's info output and status line. */
+function shortId(id) {
+  return typeof id === "string" && id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}
+
 function lastRunText({ runs, reused }) {
   if (!runs.length) return "reused cached result, no new charge";
   const costs = runs.map((run) => run.cost_usd);
   const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
-  const which = runs.length === 1 ? runs[0].request_id : `${runs.length} jobs`;
+  const which = runs.length === 1 ? shortId(runs[0].request_id) : `${runs.length} jobs`;
   if (runs.every((run) => run.collected)) return `collected, no new charge · ${which}`;
   if (reused && runs.every((run) => run.reused)) return `reused, no new charge · ${which}`;
   return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
