@@ -45,8 +45,7 @@ NOTES = (
     "Polls are /status + /result calls in the simulator's log; a job's polls/s is its count over its life "
     "(submit → last poll). Jobs of a second or two poll more than 2/s: the first look and the final /result "
     "are fixed costs.",
-    "Memory: peak RSS above the start (VmHWM, or sampled VmRSS where it cannot be reset), each side in a fresh "
-    "subprocess.",
+    "Memory: peak RSS above the start (VmHWM after a reset), each side in a fresh subprocess.",
 )
 
 

@@ -25,7 +25,7 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence, TypeVar
 
 import numpy as np
 import torch
@@ -35,6 +35,7 @@ from baselines import Poller, jpeg_q95, png_body
 from report import Metric
 from workloads import Plan, Seeds, api_inputs, load_pack, node_inputs, pack_import, photo_like, prompt_round, simulator
 
+T = TypeVar("T")
 POLL_ROUTES = ("status", "result")
 PLAIN_POLL_SECONDS = 0.5  # the plain poller's budget: 2 calls a second, the pack's own
 SLOW_POLL_SECONDS = 5.0
@@ -236,26 +237,18 @@ def status_field(name: str) -> int | None:
     return int(match.group(1)) * 1024 if match else None
 
 
-class PeakMemory:
-    """Peak resident memory added by one block of work in this process: the kernel's
-    high-water mark, reset on entry (``5`` to /proc/self/clear_refs); None where it
-    cannot be reset (off Linux, or a kernel that refuses)."""
-
-    def __enter__(self) -> "PeakMemory":
-        gc.collect()
-        try:
-            Path("/proc/self/clear_refs").write_text("5")
-            self.start = status_field("VmRSS")
-        except OSError:
-            self.start = None
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.peak = status_field("VmHWM") if self.start is not None else None
-
-    @property
-    def extra(self) -> int | None:
-        return None if self.start is None or self.peak is None else max(0, self.peak - self.start)
+def peak_extra_memory(work: Callable[[], T]) -> tuple[T, int | None]:
+    """``work()``, and the peak resident memory it added: the kernel's high-water mark, reset
+    first (``5`` to /proc/self/clear_refs); None where it cannot be reset (off Linux)."""
+    gc.collect()
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return work(), None
+    start = status_field("VmRSS")
+    result = work()
+    peak = status_field("VmHWM")
+    return result, None if start is None or peak is None else max(0, peak - start)
 
 
 def memory_in_child(side: str, resolution: str, count: int, seed: int) -> float | None:
@@ -277,12 +270,11 @@ def memory_child(side: str, resolution: str, count: int, seed: int) -> None:
     results.results_to_tensor([results.inspect_result(warm.getvalue())])
     inputs = node_inputs(seed=seed, resolution=resolution, num_images=count, output_format="png")
     poller = Poller(os.environ["RUNCOMFY_API_BASE_URL"], os.environ["RUNCOMFY_API_TOKEN"], 0.1)
-    with PeakMemory() as peak:
-        if side == "pack":
-            _, _, (images,) = prompt_round([inputs])
-        else:
-            images, _, _ = asyncio.run(poller.generate(api_inputs(**inputs)))
-    print(json.dumps({"extra": peak.extra, "tensor": images.numel() * images.element_size()}))
+    if side == "pack":
+        images, extra = peak_extra_memory(lambda: prompt_round([inputs])[2][0])
+    else:
+        images, extra = peak_extra_memory(lambda: asyncio.run(poller.generate(api_inputs(**inputs)))[0])
+    print(json.dumps({"extra": extra, "tensor": images.numel() * images.element_size()}))
 
 
 def measure_concurrency(plan: Plan, seeds: Seeds) -> dict[str, Metric]:
