@@ -11,7 +11,6 @@ import asyncio
 import base64
 import io
 import json
-import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Sequence
@@ -55,17 +54,12 @@ class Poller:
     def side_by_side(self, jobs: Sequence[dict[str, Any]], stagger: float) -> list[tuple[torch.Tensor, float, float]]:
         """Jobs started ``stagger`` apart, each in its own thread and event loop as separate
         scripts would be, so their polls and downloads do not wait on each other."""
-        start = threading.Event()
-
         def one(index: int) -> tuple[torch.Tensor, float, float]:
-            start.wait()
             time.sleep(index * stagger)
             return asyncio.run(self.generate(jobs[index]))
 
         with ThreadPoolExecutor(max_workers=max(1, len(jobs))) as pool:
-            running = [pool.submit(one, index) for index in range(len(jobs))]
-            start.set()
-            return [job.result() for job in running]
+            return list(pool.map(one, range(len(jobs))))
 
 
 def png_body(frame: torch.Tensor) -> tuple[bytes, int]:

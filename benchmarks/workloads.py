@@ -6,14 +6,15 @@ node is the real node class, each prompt on its own ``asyncio.run`` as
 ComfyUI runs them. The simulator is started in this process on loopback and
 steered only through its public methods.
 
-Adding a workload: a function here that runs it, a measurement in
-``measure.py`` that turns it into metrics, and a row in ``report.ROWS``.
-The next one planned is "restart" (see ``report.ROWS``): run a text-to-image
-prompt in a fresh process (``python3 benchmarks/benchmark.py --child ...``
-as the memory figures do), then the same inputs in another fresh process
-sharing the data folder, and compare time to images and the simulator's
-submit count (``sim.requests(route="submit")``). It waits for the pack's
-journal and result store to serve runs (``client/jobs.py`` does not use them yet).
+Adding a workload: a function here that runs it, a step in ``benchmark.STEPS``
+that measures it into metrics (see ``measure.py``), and a row in ``report.ROWS``.
+The next one planned is "restart" (its row is sketched at the end of
+``report.ROWS``): an unchanged text-to-image prompt run in a fresh process, as
+``measure.memory_in_child`` runs one, then again in another fresh process
+sharing the same data folder (a ComfyUI restart), comparing the time to
+images and the submits the simulator logged (``sim.requests(route="submit")``).
+It waits for the pack to serve such a run from its journal and result store,
+which ``client/jobs.py`` does not use yet.
 """
 
 from __future__ import annotations
