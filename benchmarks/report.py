@@ -89,15 +89,14 @@ class Row:
     """One figure of the report: the pack's numbers beside the baselines', and its targets.
 
     ``pack`` and each of ``baselines`` are metric keys, the headline first
-    (the comparison is baseline headline ÷ pack headline, ``better`` says
-    what a ratio above one means); the others are shown beside it.
+    (the comparison is baseline headline ÷ pack headline: above 1 the pack
+    is ahead); the others are shown beside it.
     """
 
     key: str
     figure: str
     pack: tuple[str, ...]
     baselines: tuple[tuple[str, ...], ...]
-    better: str
     targets: tuple[Target, ...] = ()
 
 
@@ -108,7 +107,6 @@ ROWS: tuple[Row, ...] = (
         "({queue} s queued + {run} s generating)",
         pack=("latency.learned", "polls.learned", "polls.learned_highest", "polls.learned_window"),
         baselines=(("latency.poll_0.5s", "polls.poll_0.5s"), ("latency.poll_5s", "polls.poll_5s")),
-        better="sooner",
         targets=(Target("latency.learned", "<=", 0.25), Target("polls.learned_highest", "<=", 2.0)),
     ),
     Row(
@@ -116,14 +114,12 @@ ROWS: tuple[Row, ...] = (
         "the same, first job of its kind (nothing learned yet, 1 job)",
         pack=("latency.first", "polls.first"),
         baselines=(("latency.poll_0.5s",), ("latency.poll_5s",)),
-        better="sooner",
     ),
     Row(
         "overhead",
         "node wall time − simulated generation time, one 1K image, median of the jobs above",
         pack=("overhead.pack",),
         baselines=(("overhead.poll_0.5s",),),
-        better="less",
         targets=(Target("overhead.pack ÷ overhead.poll_0.5s", "<=", 1.2),),
     ),
     Row(
@@ -131,7 +127,6 @@ ROWS: tuple[Row, ...] = (
         "one {side}×{side} RGB IMAGE → request body (photo-like frame, the edit node's encoder)",
         pack=("encode.{side}.pack", "encode.{side}.bytes", "encode.{side}.psnr"),
         baselines=(("encode.{side}.png", "encode.{side}.png_bytes"),),
-        better="faster",
         targets=(
             Target("encode.{side}.png ÷ encode.{side}.pack", ">=", 20.0),
             Target("encode.{side}.bytes", "<=", "encode.budget"),
@@ -143,7 +138,6 @@ ROWS: tuple[Row, ...] = (
         "{results_per_job} {resolution} PNG results → IMAGE tensor, from the completed /result answer",
         pack=("results.{resolution}.pack", "results.{resolution}.memory", "results.{resolution}.tensor"),
         baselines=(("results.{resolution}.sequential", "results.{resolution}.sequential_memory"),),
-        better="faster",
         targets=(
             Target("results.{resolution}.sequential ÷ results.{resolution}.pack", ">=", 2.0),
             Target("results.{resolution}.memory", "<=", 1.5),
@@ -153,18 +147,16 @@ ROWS: tuple[Row, ...] = (
     Row(
         "concurrency",
         "{jobs} text-to-image jobs at once through the node (1K, {concurrency_queue} s queued + "
-        "{concurrency_run} s generating), "
-        "wall time ÷ one job",
+        "{concurrency_run} s generating), wall time ÷ one job",
         pack=("jobs.{jobs}.at_once",),
         baselines=(("jobs.{jobs}.one_after_another",),),
-        better="faster",
         targets=(Target("jobs.{jobs}.at_once", "<=", 1.3),),
     ),
     # Next row (see workloads.py, "restart"): an unchanged workflow queued again after a
     # ComfyUI restart, once the pack's journal and result store serve it. For example:
     # Row("restart", "unchanged workflow re-queued after a ComfyUI restart → images in hand",
     #     pack=("restart.again", "restart.again_submits"), baselines=(("restart.first", "restart.first_submits"),),
-    #     better="faster", targets=(Target("restart.again_submits", "==", 0),)),
+    #     targets=(Target("restart.again_submits", "==", 0),)),
 )
 
 
@@ -216,12 +208,11 @@ def _row(row: Row, metrics: Metrics, context: Mapping[str, Any], *, quick: bool)
         text = (f"{first.label}: " if labelled else "") + show(first.value, first.unit)
         return text + "".join(f"; {m.label} {show(m.value, m.unit)}" for m in rest)
 
-    named = len(baselines) > 1
     cells = [
         row.figure.format(**context),
         cell(pack, labelled=False),
         " · ".join(cell(keys, labelled=True) for keys in baselines),
-        " · ".join(f"{show(ratio, 'x')} {row.better}" + (f" than {metrics[keys[0]].label}" if named else "")
+        " · ".join((f"{metrics[keys[0]].label}: " if len(baselines) > 1 else "") + show(ratio, "x")
                    for ratio, keys in zip(ratios, baselines)),
         "; ".join(c["text"] for c in checks) or "reported, no target",
         result,
@@ -272,7 +263,7 @@ def render_text(document: Mapping[str, Any]) -> str:
         f"took {about['seconds']:.0f} s.",
         "",
     ]
-    header = ["figure", "pack", "baselines (same run)", "pack vs baseline", "target", "result"]
+    header = ["figure", "pack", "baselines (same run)", "baseline ÷ pack", "target", "result"]
     lines += _table(header, [row["cells"] for row in document["rows"]])
     for series in document["growth"]:
         lines += ["", f"Growth: {series['title']}", ""] + _table(series["header"], series["cells"])
