@@ -72,8 +72,8 @@ def png_body(frame: torch.Tensor) -> tuple[bytes, int]:
     return json.dumps({"prompt": "x", "image_urls": [uri]}).encode(), buffer.tell()
 
 
-def jpeg_q95(frame: np.ndarray) -> bytes:
-    """The quality reference: the frame rounded to uint8 and saved as Pillow JPEG quality 95."""
+def jpeg_q95(pixels: np.ndarray) -> bytes:
+    """The quality reference: uint8 pixels saved as Pillow JPEG quality 95 (its defaults otherwise)."""
     buffer = io.BytesIO()
-    Image.fromarray(np.clip(frame * 255.0 + 0.5, 0, 255).astype(np.uint8)).save(buffer, format="JPEG", quality=95)
+    Image.fromarray(pixels).save(buffer, format="JPEG", quality=95)
     return buffer.getvalue()

@@ -33,7 +33,8 @@ from PIL import Image
 
 from baselines import Poller, jpeg_q95, png_body
 from report import Metric
-from workloads import Plan, Seeds, api_inputs, load_pack, node_inputs, pack_import, photo_like, prompt_round, simulator
+from workloads import (Plan, Seeds, api_inputs, load_pack, node_inputs, pack_import, photo_like, prompt_round, psnr,
+                       simulator, to_uint8_reference)
 
 T = TypeVar("T")
 POLL_ROUTES = ("status", "result")
@@ -149,16 +150,6 @@ def measure_latency(plan: Plan, seeds: Seeds) -> dict[str, Metric]:
     return metrics
 
 
-def psnr(decoded: np.ndarray, reference: np.ndarray) -> float:
-    """PSNR in dB of uint8 pixels against the float frame scaled to 0..255, in row blocks."""
-    total = 0.0
-    for top in range(0, reference.shape[0], 256):
-        difference = decoded[top : top + 256].astype(np.float32) - reference[top : top + 256] * 255.0
-        total += float(np.square(difference, dtype=np.float64).sum())
-    mse = total / reference.size
-    return float("inf") if mse == 0 else 10.0 * np.log10(255.0**2 / mse)
-
-
 def decoded(data: bytes) -> np.ndarray:
     with Image.open(io.BytesIO(data)) as image:
         return np.asarray(image.convert("RGB"))
@@ -183,9 +174,10 @@ def measure_encode(plan: Plan) -> dict[str, Metric]:
             runs["png"].append(time.perf_counter() - started)
             runs["bytes"].append(len(references[0].data))
             runs["png_bytes"].append(png_bytes)
-            runs["psnr"].append(psnr(decoded(references[0].data), frame.numpy()))
-            runs["jpeg95_psnr"].append(psnr(decoded(jpeg_q95(frame.numpy())), frame.numpy()))
-            del frame, references, _body
+            reference = to_uint8_reference(frame)
+            runs["psnr"].append(psnr(decoded(references[0].data), reference))
+            runs["jpeg95_psnr"].append(psnr(decoded(jpeg_q95(reference)), reference))
+            del frame, references, _body, reference
         for key, unit, label in (("pack", "s", "pack"), ("png", "s", "PNG"), ("bytes", "B", "image sent"),
                                  ("png_bytes", "B", "PNG sent"), ("psnr", "dB", "PSNR"),
                                  ("jpeg95_psnr", "dB", "Pillow JPEG q95 PSNR")):

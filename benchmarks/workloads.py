@@ -8,13 +8,8 @@ steered only through its public methods.
 
 Adding a workload: a function here that runs it, a step in ``benchmark.STEPS``
 that measures it into metrics (see ``measure.py``), and a row in ``report.ROWS``.
-The next one planned is "restart" (its row is sketched at the end of
-``report.ROWS``): an unchanged text-to-image prompt run in a fresh process, as
-``measure.memory_in_child`` runs one, then again in another fresh process
-sharing the same data folder (a ComfyUI restart), comparing the time to
-images and the submits the simulator logged (``sim.requests(route="submit")``).
-It waits for the pack to serve such a run from its journal and result store,
-which ``client/jobs.py`` does not use yet.
+Test frames and node widget defaults come from the tests' shared ``helpers``,
+so both measure the same things.
 """
 
 from __future__ import annotations
@@ -29,13 +24,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
-import numpy as np
 import torch
-from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from helpers import photo_like, psnr, to_uint8_reference, widget_defaults  # noqa: E402  (shared with the tests)
 from packloader import load_pack, pack_import  # noqa: E402  (the loader the tests use)
 
+__all__ = ["Plan", "Seeds", "api_inputs", "load_pack", "node_inputs", "pack_import", "photo_like", "prompt_round",
+           "psnr", "simulator", "to_uint8_reference"]
 TEXT_TO_IMAGE_NODE = "RunComfyNanoBanana2TextToImage"
 PROMPT = "a lighthouse on a cliff at dawn, volumetric light, film grain"
 ENVIRONMENT = ("RUNCOMFY_API_BASE_URL", "RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN", "RUNCOMFY_CONFIG")
@@ -128,10 +124,7 @@ def simulator(**options: Any) -> Iterator[Any]:
 
 def node_inputs(**overrides: Any) -> dict[str, Any]:
     """The text-to-image node's widget defaults, as ComfyUI would pass them, plus ``overrides``."""
-    node_class = load_pack().NODE_CLASS_MAPPINGS[TEXT_TO_IMAGE_NODE]
-    inputs = {name: spec[1]["default"] for name, spec in node_class.INPUT_TYPES()["required"].items()}
-    inputs.update({"prompt": PROMPT, **overrides})
-    return inputs
+    return {**widget_defaults(load_pack().NODE_CLASS_MAPPINGS[TEXT_TO_IMAGE_NODE]), "prompt": PROMPT, **overrides}
 
 
 def api_inputs(**overrides: Any) -> dict[str, Any]:
@@ -158,34 +151,3 @@ def prompt_round(jobs: Sequence[dict[str, Any]]) -> tuple[float, list[float], li
     outcomes = asyncio.run(run())
     return started, [ended for _, ended in outcomes], [images for images, _ in outcomes]
 
-
-def photo_like(height: int, width: int, seed: int) -> torch.Tensor:
-    """A deterministic [H, W, 3] float frame that compresses like a photo, not like flat colour.
-
-    Smooth colour fields at three scales, a fine grain whose strength varies
-    across the frame (sky vs foliage), and hard edges (discs, a striped band).
-    """
-    rng = np.random.default_rng(seed)
-    low_h, low_w = max(8, height // 8), max(8, width // 8)
-    low = np.zeros((low_h, low_w, 3), np.float32)
-    for cells, amplitude in ((3, 0.55), (12, 0.25), (60, 0.12)):
-        for channel in range(3):
-            grid = Image.fromarray(rng.random((cells, cells), dtype=np.float32), "F")
-            low[..., channel] += np.asarray(grid.resize((low_w, low_h), Image.Resampling.BICUBIC)) * amplitude
-    image = np.empty((height, width, 3), np.float32)
-    for channel in range(3):
-        plane = Image.fromarray(np.ascontiguousarray(low[..., channel]), "F")
-        image[..., channel] = np.asarray(plane.resize((width, height), Image.Resampling.BICUBIC))
-    grain = Image.fromarray(rng.random((4, 4), dtype=np.float32) * (7 / 255), "F")
-    strength = np.asarray(grain.resize((width, height), Image.Resampling.BICUBIC))[..., None]
-    image += rng.standard_normal((height, width, 3), dtype=np.float32) * strength
-    ys = np.linspace(0.0, 1.0, height, dtype=np.float32)[:, None]
-    xs = np.linspace(0.0, 1.0, width, dtype=np.float32)[None, :]
-    for _ in range(4):
-        cy, cx, radius = rng.random(3) * (0.8, 0.8, 0.15) + (0.1, 0.1, 0.03)
-        disc = (ys - cy) ** 2 + (xs - cx) ** 2 < radius**2
-        image[disc] += (rng.random(3).astype(np.float32) - 0.5) * 0.4
-    band = (ys > 0.82) & (np.floor(xs * 48) % 2 == 0)
-    image[band] *= 0.55
-    np.clip(image, 0.0, 1.0, out=image)
-    return torch.from_numpy(image)
