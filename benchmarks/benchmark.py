@@ -40,6 +40,7 @@ STEPS: tuple[tuple[str, Callable[[Plan, Seeds], dict[str, report.Metric]]], ...]
     ("upload encoding", lambda plan, seeds: measure.measure_encode(plan)),
     ("results → IMAGE tensor and memory", measure.measure_results),
     ("jobs at once vs one after another", measure.measure_concurrency),
+    ("an unchanged workflow after a ComfyUI restart", measure.measure_restart),
 )
 NOTES = (
     "Polls are /status + /result calls in the simulator's log; a job's polls/s is its count over its life "
@@ -67,10 +68,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short jobs: a smoke run of every row")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of the tables")
     parser.add_argument("--runs", type=int, default=None, help="repetitions per figure (default 3, 1 with --quick)")
-    parser.add_argument("--memory-child", choices=("pack", "sequential"), help=argparse.SUPPRESS)
-    parser.add_argument("--resolution", help=argparse.SUPPRESS)
-    parser.add_argument("--count", type=int, help=argparse.SUPPRESS)
-    parser.add_argument("--seed", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--child", nargs=2, metavar=("NAME", "JSON"), help=argparse.SUPPRESS)  # measure.run_child
     args = parser.parse_args(argv)
     if args.runs is not None and args.runs < 1:
         parser.error("--runs must be at least 1")
@@ -80,8 +78,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("runcomfy").setLevel(logging.WARNING)
-    if args.memory_child:
-        measure.memory_child(args.memory_child, args.resolution, args.count, args.seed)
+    if args.child:
+        name, arguments = args.child
+        print(json.dumps(measure.CHILDREN[name](**json.loads(arguments))))
         return 0
     plan = Plan.tiny(args.runs or 1) if args.quick else Plan.full(args.runs or 3)
     load_pack()

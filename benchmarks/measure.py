@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
 import io
 import json
 import os
@@ -207,8 +208,9 @@ def measure_results(plan: Plan, seeds: Seeds) -> dict[str, Metric]:
                 identical &= torch.equal(pack_images, poller_images)
                 tensor = pack_images.numel() * pack_images.element_size()
                 del pack_images, poller_images
-            memory = {side: memory_in_child(side, resolution, plan.results_per_job, seeds())
-                      for side in ("pack", "sequential")}
+            memory = {side: run_child("memory", side=side, resolution=resolution, count=plan.results_per_job,
+                                      seed=seeds()) for side in ("pack", "sequential")}
+            memory = {side: None if m["extra"] is None else m["extra"] / m["tensor"] for side, m in memory.items()}
             metrics.update({
                 f"results.{resolution}.pack": Metric(median(pack), "s", "pack"),
                 f"results.{resolution}.sequential": Metric(median(sequential), "s", "sequential"),
@@ -243,18 +245,17 @@ def peak_extra_memory(work: Callable[[], T]) -> tuple[T, int | None]:
     return result, None if start is None or peak is None else max(0, peak - start)
 
 
-def memory_in_child(side: str, resolution: str, count: int, seed: int) -> float | None:
-    """Peak extra memory ÷ tensor size of one job's results → IMAGE, in a fresh process
-    talking to this process's simulator (through the environment)."""
-    command = [sys.executable, str(Path(__file__).with_name("benchmark.py")), "--memory-child", side,
-               "--resolution", resolution, "--count", str(count), "--seed", str(seed)]
+def run_child(name: str, **arguments: Any) -> dict[str, Any]:
+    """``CHILDREN[name](**arguments)`` in a fresh Python process: memory measured apart from
+    everything else, or a ComfyUI restart. It finds this process's simulator (and data
+    folder) through the environment and answers with one line of JSON."""
+    command = [sys.executable, str(Path(__file__).with_name("benchmark.py")), "--child", name, json.dumps(arguments)]
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, timeout=300, check=True)
-    report = json.loads(done.stdout.strip().splitlines()[-1])
-    return None if report["extra"] is None else report["extra"] / report["tensor"]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def memory_child(side: str, resolution: str, count: int, seed: int) -> None:
-    """In the fresh process: one job's results → IMAGE batch; prints peak extra RSS as JSON."""
+def memory_child(side: str, resolution: str, count: int, seed: int) -> dict[str, Any]:
+    """One job's results → IMAGE batch, by the pack or the sequential way, and the peak extra memory."""
     load_pack()
     results = pack_import("nodes.result_images")
     warm = io.BytesIO()  # load the codecs and numpy/torch kernels before measuring
@@ -266,7 +267,41 @@ def memory_child(side: str, resolution: str, count: int, seed: int) -> None:
         images, extra = peak_extra_memory(lambda: prompt_round([inputs])[2][0])
     else:
         images, extra = peak_extra_memory(lambda: asyncio.run(poller.generate(api_inputs(**inputs)))[0])
-    print(json.dumps({"extra": extra, "tensor": images.numel() * images.element_size()}))
+    return {"extra": extra, "tensor": images.numel() * images.element_size()}
+
+
+def node_child(inputs: dict[str, Any]) -> dict[str, Any]:
+    """One text-to-image prompt in a process that has just started, as after a ComfyUI restart."""
+    load_pack()
+    started, (ended,), (images,) = prompt_round([inputs])
+    return {"seconds": ended - started, "digest": hashlib.sha256(images.numpy().tobytes()).hexdigest()}
+
+
+CHILDREN: dict[str, Callable[..., dict[str, Any]]] = {"memory": memory_child, "node": node_child}
+
+
+def measure_restart(plan: Plan, seeds: Seeds) -> dict[str, Metric]:
+    """An unchanged workflow queued again after a ComfyUI restart: each run in a fresh process
+    sharing the data folder; the second should be served by the journal and result store."""
+    first, again, submits, identical = [], [], [], True
+    with simulator(queue_seconds=plan.restart_queue, run_seconds=plan.restart_run) as sim:
+        for _ in range(plan.runs):
+            inputs = node_inputs(seed=seeds())
+            runs = []
+            for _ in range(2):
+                before = len(sim.requests(route="submit"))
+                runs.append(run_child("node", inputs=inputs))
+                submits.append(len(sim.requests(route="submit")) - before)
+            first.append(runs[0]["seconds"])
+            again.append(runs[1]["seconds"])
+            identical &= runs[0]["digest"] == runs[1]["digest"]
+    return {
+        "restart.first": Metric(median(first), "s", "first, paid run"),
+        "restart.first_submits": Metric(max(submits[0::2]), "n", "submits"),
+        "restart.again": Metric(median(again), "s", "images in hand"),
+        "restart.again_submits": Metric(max(submits[1::2]), "n", "submits after the restart"),
+        "restart.identical": Metric(identical, "bool", "same pixels as the first run"),
+    }
 
 
 def measure_concurrency(plan: Plan, seeds: Seeds) -> dict[str, Metric]:

@@ -6,10 +6,10 @@ node is the real node class, each prompt on its own ``asyncio.run`` as
 ComfyUI runs them. The simulator is started in this process on loopback and
 steered only through its public methods.
 
-Adding a workload: a function here that runs it, a step in ``benchmark.STEPS``
-that measures it into metrics (see ``measure.py``), and a row in ``report.ROWS``.
-Test frames and node widget defaults come from the tests' shared ``helpers``,
-so both measure the same things.
+Adding a workload: a function that runs it (here, or a child in ``measure.CHILDREN``
+when it needs a fresh process), a step in ``benchmark.STEPS`` that measures it
+into metrics, and a row in ``report.ROWS``. Test frames and node widget
+defaults come from the tests' shared ``helpers``, so both measure the same things.
 """
 
 from __future__ import annotations
@@ -54,6 +54,8 @@ class Plan:
     headline_jobs: int
     concurrency_queue: float
     concurrency_run: float
+    restart_queue: float  # the first, paid run of the restart pair
+    restart_run: float
 
     @classmethod
     def full(cls, runs: int) -> "Plan":
@@ -61,6 +63,7 @@ class Plan:
             quick=False, runs=runs, latency_jobs=9, latency_queue=(0.5, 1.5), latency_run=(5.0, 7.0),
             resolutions=("1K", "2K", "4K"), headline_resolution="2K", encode_sides=(1024, 2048, 4096), results_per_job=4,
             job_counts=(1, 4, 8, 16), headline_jobs=8, concurrency_queue=0.2, concurrency_run=0.6,
+            restart_queue=1.0, restart_run=6.0,
         )
 
     @classmethod
@@ -69,6 +72,7 @@ class Plan:
             quick=True, runs=runs, latency_jobs=2, latency_queue=(0.1, 0.2), latency_run=(0.5, 0.8),
             resolutions=("0.5K", "1K"), headline_resolution="1K", encode_sides=(256, 512), results_per_job=2,
             job_counts=(1, 2), headline_jobs=2, concurrency_queue=0.1, concurrency_run=0.3,
+            restart_queue=0.1, restart_run=0.3,
         )
 
     def context(self) -> dict[str, Any]:
@@ -83,6 +87,8 @@ class Plan:
             "jobs": self.headline_jobs,
             "concurrency_queue": self.concurrency_queue,
             "concurrency_run": self.concurrency_run,
+            "restart_queue": self.restart_queue,
+            "restart_run": self.restart_run,
             "sides": list(self.encode_sides),
             "resolutions": list(self.resolutions),
             "job_counts": list(self.job_counts),
