@@ -385,16 +385,12 @@ function renderToken() {
     }
   }
 
-  async function submit() {
-    const token = input.value;
-    input.value = ""; // the secret leaves the page as soon as it is sent
+  /** Send a change of the saved token; say what happened, then show the account as it now is. */
+  async function send(method, body, said) {
     busy(true);
-    message.textContent = "Checking the token with RunComfy…";
-    message.style.color = "";
     try {
-      const answer = await call("POST", "/token", { token });
-      message.textContent = "Saved: RunComfy accepted the token. The nodes use it from their next run.";
-      message.style.color = "#3fb56f";
+      const answer = await call(method, "/token", body);
+      [message.textContent, message.style.color] = said(answer);
       accountRequest = { at: Date.now(), promise: Promise.resolve(answer.account) };
       forgetPrices();
     } catch (error) {
@@ -405,20 +401,18 @@ function renderToken() {
     await show(loadAccount());
   }
 
+  async function submit() {
+    const token = input.value;
+    input.value = ""; // the secret leaves the page as soon as it is sent
+    message.textContent = "Checking the token with RunComfy…";
+    message.style.color = "";
+    await send("POST", { token }, () => [
+      "Saved: RunComfy accepted the token. The nodes use it from their next run.", "#3fb56f",
+    ]);
+  }
+
   async function removeToken() {
-    busy(true);
-    try {
-      const answer = await call("DELETE", "/token", {});
-      message.textContent = answer.removed ? "Removed the saved token." : "No token was saved.";
-      message.style.color = "";
-      accountRequest = { at: Date.now(), promise: Promise.resolve(answer.account) };
-      forgetPrices();
-    } catch (error) {
-      message.textContent = error.message;
-      message.style.color = "#e5534b";
-    }
-    busy(false);
-    await show(loadAccount());
+    await send("DELETE", {}, (answer) => [answer.removed ? "Removed the saved token." : "No token was saved.", ""]);
   }
 
   show(loadAccount());
