@@ -56,7 +56,7 @@ def run_cli(arguments: list[str]) -> int:
     spec = importlib.util.spec_from_file_location("pack_main", PACK_ROOT / "__main__.py")
     entry = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(entry)
-    cli = entry._load_cli()
+    cli = entry.load("cli")
     journal = sys.modules[f"{cli.__package__}.client.journal"]
     claim = journal.Journal.claim
 

@@ -131,3 +131,19 @@ def test_ctrl_c_during_a_rate_limit_wait_sends_no_second_submit(simulator, user_
         process.kill()
     assert process.returncode == 130 and "nothing was billed" in stderr
     assert len(simulator.requests(route="submit")) == 1 and simulator.jobs == {}
+
+
+def test_the_simulator_command_loads_neither_httpx_nor_the_client():
+    process = subprocess.Popen(
+        [sys.executable, "-X", "importtime", str(PACK_ROOT), "simulator", "--port", "0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        assert process.stdout.readline().startswith("RunComfy simulator listening on http://127.0.0.1:")
+    finally:
+        process.terminate()
+        _, imports = process.communicate(timeout=30)
+    loaded = [line.rsplit("|", 1)[-1].strip() for line in imports.splitlines() if "|" in line]
+    assert "simulator.server" in " ".join(loaded)  # the log is real
+    pack_client = "runcomfy_nano_banana_2.client"  # the package name __main__.py loads the pack under
+    assert not any(name.split(".")[0] == "httpx" or name.startswith(pack_client) for name in loaded)
