@@ -38,6 +38,7 @@ from .errors import (
     SubmitOutcomeUnknownError,
 )
 from .fingerprint import account_fingerprint
+from .journal import POLL_SECONDS as CLAIM_POLL_SECONDS
 from .journal import Action, Claim, Entry, Journal
 from .journal import JobState as JournalState
 from .journey import Journey, collect_hint, despite_cancellation
@@ -308,18 +309,17 @@ class Jobs:
             return None
         prompt = str(request.inputs.get("prompt", ""))
         is_stored = self.store.has if self.store is not None else None
-        claim = await asyncio.to_thread(
-            self.journal.claim, request.fingerprint, self.account, model_id=request.model_id, prompt=prompt,
-            is_stored=is_stored, reuse=reuse, stop=stop,
-        )
-        if claim.action is Action.BUSY:
-            if stop.is_set():
-                raise JobCancelledError(NOTHING_SENT)
-            raise JobCancelledError(
-                "Another run of the very same inputs (another ComfyUI or the command line) has been submitting "
-                "for too long; nothing was sent. Run again to reuse its result once it has one"
+        while True:
+            claim = await asyncio.to_thread(
+                self.journal.claim, request.fingerprint, self.account, model_id=request.model_id, prompt=prompt,
+                is_stored=is_stored, reuse=reuse, wait=0,
             )
-        return claim
+            # BUSY: another live run of the same inputs is submitting; wait for its request id
+            # (the journal gives up its placeholder at the lease's end, so this ends).
+            if claim.action is not Action.BUSY:
+                return claim
+            if await stop.sleep(CLAIM_POLL_SECONDS):
+                raise JobCancelledError(NOTHING_SENT)
 
     async def _reuse(
         self, entry: Entry, report: UpdateCallback, process: Callable[[bytes], Awaitable[T]]

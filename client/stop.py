@@ -56,17 +56,6 @@ class Stop:
             await asyncio.sleep(min(remaining, self.CHECK_INTERVAL))
         return True
 
-    def wait(self, timeout: float) -> bool:
-        """Block this (worker) thread up to ``timeout``; True once Stop is requested.
-        The journal's claim waits this way for another process's request id."""
-        deadline = time.monotonic() + max(0.0, timeout)
-        while not self.is_set():
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                return False
-            time.sleep(min(remaining, self.CHECK_INTERVAL))
-        return True
-
     async def race(self, work: Awaitable[T]) -> T:
         """Await ``work``; if Stop comes first, cancel it and raise ``StopRequested``."""
         task = asyncio.ensure_future(work)
