@@ -38,9 +38,9 @@ from .client import (
     formats,
     load_settings,
 )
-from .client.jobs import shared_storage
+from .client.job.jobs import shared_storage
 from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB, SEED_MAX, SEED_MIN
-from .client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from .client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 
 
 def _add_schema_options(parser: argparse.ArgumentParser, model_id: str) -> None:
@@ -184,7 +184,7 @@ async def _run(settings: Settings, work: Work, out: Path, *, journalled: bool) -
 
 def _history(limit: int, as_json: bool) -> int:
     """Recent jobs of the configured account (all accounts when no token is set), newest first."""
-    from .client.fingerprint import account_fingerprint
+    from .client.ledger.fingerprint import account_fingerprint
 
     settings = load_settings()
     journal, _ = shared_storage(settings)

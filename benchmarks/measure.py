@@ -160,7 +160,7 @@ def measure_encode(plan: Plan) -> dict[str, Metric]:
     """One RGB IMAGE frame → a request body, through the edit node's own encoder and the
     pack's one pre-submit gate, vs Pillow's default PNG in a data URI."""
     edit = pack_import("nodes.edit")
-    request = pack_import("client.request")
+    request = pack_import("client.model.request")
     metrics = {"encode.budget": Metric(pack_import("client.limits").MAX_INLINE_IMAGE_BYTES, "B", "per-image budget")}
     for side in plan.encode_sides:
         runs: dict[str, list[float]] = defaultdict(list)

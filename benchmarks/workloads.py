@@ -135,7 +135,7 @@ def node_inputs(**overrides: Any) -> dict[str, Any]:
 
 def api_inputs(**overrides: Any) -> dict[str, Any]:
     """What a baseline sends: the node's defaults minus ComfyUI-only widgets."""
-    schemas = pack_import("client.schemas")
+    schemas = pack_import("client.model.schemas")
     properties = schemas.get_schema(schemas.TEXT_TO_IMAGE).properties
     return {name: value for name, value in node_inputs(**overrides).items() if name in properties}
 

@@ -1,17 +1,20 @@
 """RunComfy Model API client: plain Python + httpx, no ComfyUI and no torch.
 
-Layers, one concern each:
+Folders, one concern each:
 
-- ``api.RunComfyClient``  the HTTP surface: one method per call, one attempt each, typed errors
-- ``jobs.Jobs``           one paid job: the pre-submit gate, the journal, slots, the submit;
-                          ``shared_jobs`` gives the one for this loop
-- ``journey.Journey``     a submitted job followed to its end (retries, pacing, Stop, downloads)
-- ``request``, ``responses``, ``schemas``, ``download``   what goes out and what comes back
-- ``config``, ``errors``, ``limits``, ``formats``, ``retry``, ``pacing``, ``stop``   the facts they share
+- ``transport/``  the HTTP surface (``api.RunComfyClient``): one method per call, one attempt each,
+                  typed errors; answers read in ``responses``, result files fetched in ``download``
+- ``job/``        one paid job: ``jobs.Jobs`` (the gate, the journal, slots, the submit; ``shared_jobs``
+                  gives the one for this loop), ``journey.Journey`` (a submitted job followed to its end)
+- ``model/``      what the model takes: schemas, the pack's own input rules, the request body
+- ``ledger/``     what outlives a process: the journal, the result store, fingerprints, spend
+- ``pricing/``    prices read from RunComfy's model info
+- ``config/``     the token, base URLs, preferences and every path rule
+- ``errors``, ``limits``, ``formats``   the facts every folder shares
 """
 
-from .api import RunComfyClient
-from .config import Settings, load_settings
+from .transport.api import RunComfyClient
+from .config.settings import Settings, load_settings
 from .errors import (
     APITimeoutError,
     AuthenticationError,
@@ -35,11 +38,11 @@ from .errors import (
     SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
-from .jobs import FinishedJob, Jobs, shared_jobs
-from .responses import Phase
-from .schemas import EDIT, TEXT_TO_IMAGE, InlineImage, get_schema
-from .stop import Stop
-from .updates import JobUpdate, Stage
+from .job.jobs import FinishedJob, Jobs, shared_jobs
+from .transport.responses import Phase
+from .model.schemas import EDIT, TEXT_TO_IMAGE, InlineImage, get_schema
+from .job.stop import Stop
+from .job.updates import JobUpdate, Stage
 
 __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError", "EDIT", "FinishedJob",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..client import load_settings
 from ..client.errors import ConfigurationError
-from ..client.input_rules import prompt_problem
+from ..client.model.input_rules import prompt_problem
 
 CATEGORY = "RunComfy/Nano Banana 2"
 

@@ -10,7 +10,7 @@ import torch
 from ..client import InlineImage
 from ..client.errors import RequestValidationError
 from ..client.limits import MAX_INLINE_IMAGE_BYTES, MAX_INLINE_IMAGES_BYTES
-from ..client.schemas import EDIT, get_schema
+from ..client.model.schemas import EDIT, get_schema
 from .base import NanoBanana2Node
 from .upload_images import EncodedImage, encode_frame, frames_from_images
 from .runner import run_generation

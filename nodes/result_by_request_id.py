@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..client.errors import RequestValidationError
-from ..client.responses import check_request_id
+from ..client.transport.responses import check_request_id
 from .base import NanoBanana2Node
 from .runner import collect_result
 

@@ -16,8 +16,8 @@ import torch
 
 from ..client import FinishedJob, JobCancelledError, Jobs, JobUpdate, Stage, Stop, load_settings, shared_jobs
 from ..client.errors import ResultError
-from ..client.jobs import NOTHING_SENT, collect_hint
-from ..client.stop import StopRequested
+from ..client.job.jobs import NOTHING_SENT, collect_hint
+from ..client.job.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
 from .output import NodeOutput, widget_values

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..client.schemas import TEXT_TO_IMAGE, get_schema
+from ..client.model.schemas import TEXT_TO_IMAGE, get_schema
 from .base import NanoBanana2Node
 from .runner import run_generation
 from .widgets import schema_widgets

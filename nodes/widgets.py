@@ -1,7 +1,7 @@
 """ComfyUI widget definitions derived from the model schemas.
 
 Deriving them (instead of writing them out twice) keeps every enum, default
-and bound identical to the API contract in ``client/schemas``.
+and bound identical to the API contract in ``client/model/schemas``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..client.limits import SEED_MAX, SEED_MIN
-from ..client.schemas import ModelSchema
+from ..client.model.schemas import ModelSchema
 
 # Inputs that are not plain widgets: images arrive as tensors and URLs.
 NOT_WIDGETS = ("image_urls",)

@@ -13,8 +13,8 @@ from typing import Any, Callable, Mapping
 
 from aiohttp import web
 
-from ..client import spend
-from ..client.config import (
+from ..client.ledger import spend
+from ..client.config.settings import (
     PREFERENCE_DEFAULTS,
     TOKEN_VARIABLES,
     Settings,
@@ -26,9 +26,9 @@ from ..client.config import (
     update_config_file,
 )
 from ..client.errors import ConfigurationError
-from ..client.model_info import ERROR, NO_TOKEN, OK, REJECTED, UNREACHABLE, ModelInfoCache, check_token
-from ..client.pricing import read_pricing
-from ..client.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from ..client.pricing.model_info import ERROR, NO_TOKEN, OK, REJECTED, UNREACHABLE, ModelInfoCache, check_token
+from ..client.pricing.prices import read_pricing
+from ..client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 from .guard import Refusal, answer, read_json_object, refusal_answer, refuse_cross_site
 
 log = logging.getLogger("runcomfy")

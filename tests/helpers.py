@@ -19,7 +19,7 @@ from PIL import Image
 from packloader import pack_import
 
 client_pkg = pack_import("client")
-retry = pack_import("client.retry")
+retry = pack_import("client.transport.retry")
 
 T2I = client_pkg.TEXT_TO_IMAGE
 EDIT = client_pkg.EDIT

@@ -37,6 +37,6 @@ def load_pack() -> ModuleType:
 
 
 def pack_import(dotted: str) -> ModuleType:
-    """Import ``<pack>.<dotted>``, e.g. ``pack_import("client.api")``."""
+    """Import ``<pack>.<dotted>``, e.g. ``pack_import("client.transport.api")``."""
     load_pack()
     return importlib.import_module(f"{PACK_NAME}.{dotted}")

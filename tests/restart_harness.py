@@ -57,7 +57,7 @@ def run_cli(arguments: list[str]) -> int:
     entry = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(entry)
     cli = entry.load("cli")
-    journal = sys.modules[f"{cli.__package__}.client.journal"]
+    journal = sys.modules[f"{cli.__package__}.client.ledger.journal"]
     claim = journal.Journal.claim
 
     def announcing_claim(self, *args, **kwargs):

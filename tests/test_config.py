@@ -1,4 +1,4 @@
-"""client/config.py: where the token, base URL and preferences come from, and the config file.
+"""client/config/settings.py: where the token, base URL and preferences come from, and the config file.
 
 The token is checked when it is loaded, its errors never show it; the file is
 written owner-only and atomically.
@@ -14,7 +14,7 @@ import pytest
 
 from packloader import PACK_ROOT, pack_import
 
-config = pack_import("client.config")
+config = pack_import("client.config.settings")
 errors = pack_import("client.errors")
 
 
@@ -58,7 +58,7 @@ def test_plain_http_only_on_loopback(url, ok, tmp_path):
 
 
 def test_config_file_inside_the_pack_is_refused():
-    inside = PACK_ROOT / "client" / "schemas" / "nano-banana-2-edit.json"
+    inside = PACK_ROOT / "client" / "model" / "schemas" / "nano-banana-2-edit.json"
     with pytest.raises(errors.ConfigurationError, match="inside the node pack"):
         config.load_settings({"RUNCOMFY_CONFIG": str(inside)})
 

@@ -1,4 +1,4 @@
-"""client/config.py end to end (issue 8 §9 and §11): odd config files and badly pasted tokens, as users meet them.
+"""client/config/settings.py end to end (issue 8 §9 and §11): odd config files and badly pasted tokens, as users meet them.
 
 Each case is run the way a user meets it: the command line in a new process
 (or a node in this one) against the simulator, with the token in the
@@ -21,7 +21,7 @@ from packloader import PACK_ROOT, load_pack, pack_import
 from userenv import apply_env, pack_env
 
 pack = load_pack()
-config = pack_import("client.config")
+config = pack_import("client.config.settings")
 errors = pack_import("client.errors")
 TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]
 RUN = ("text-to-image", "--prompt", "a lighthouse", "--resolution", "0.5K")

@@ -33,7 +33,7 @@ from PIL import Image
 
 from packloader import PACK_ROOT, pack_import
 
-schemas = pack_import("client.schemas")
+schemas = pack_import("client.model.schemas")
 catalog = pack_import("simulator.catalog")
 validation = pack_import("simulator.validation")
 

@@ -1,4 +1,4 @@
-"""client/download.py and client/formats.py: which result files are fetched, and what they are."""
+"""client/transport/download.py and client/formats.py: which result files are fetched, and what they are."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 
 from packloader import pack_import
 
-download = pack_import("client.download")
+download = pack_import("client.transport.download")
 errors = pack_import("client.errors")
 formats = pack_import("client.formats")
 

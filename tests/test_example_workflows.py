@@ -218,7 +218,7 @@ def test_our_nodes_use_schema_defaults_a_real_prompt_and_a_fixed_seed(path: Path
 @pytest.mark.parametrize("path", workflow_paths(), ids=lambda p: p.stem)
 def test_our_request_bodies_pass_the_model_schema(path: Path):
     """What the example would send is accepted by the model's published schema."""
-    schemas = pack_import("client.schemas")
+    schemas = pack_import("client.model.schemas")
     models = {"RunComfyNanoBanana2TextToImage": schemas.TEXT_TO_IMAGE, "RunComfyNanoBanana2Edit": schemas.EDIT}
     for node in load(path)["nodes"]:
         cls = node_classes().get(node["type"])

@@ -12,9 +12,9 @@ import pytest
 
 from packloader import PACK_ROOT, pack_import
 
-fingerprint = pack_import("client.fingerprint")
-config = pack_import("client.config")
-schemas = pack_import("client.schemas")
+fingerprint = pack_import("client.ledger.fingerprint")
+config = pack_import("client.config.settings")
+schemas = pack_import("client.model.schemas")
 
 EDIT = "google/nano-banana-2/edit"
 PNG_A = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 40
@@ -115,7 +115,7 @@ def test_account_fingerprint_is_stable_across_processes():
         "import sys\n"
         f"sys.path.insert(0, {str(PACK_ROOT / 'tests')!r})\n"
         "from packloader import pack_import\n"
-        "print(pack_import('client.fingerprint').account_fingerprint(sys.argv[1], sys.stdin.read()))\n"
+        "print(pack_import('client.ledger.fingerprint').account_fingerprint(sys.argv[1], sys.stdin.read()))\n"
     )
     other_process = subprocess.run(
         [sys.executable, "-c", script, base], input=token, capture_output=True, text=True, check=True

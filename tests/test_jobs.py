@@ -1,4 +1,4 @@
-"""client/jobs.py over real HTTP against the simulator: one paid job from the gate to files in hand.
+"""client/job/jobs.py over real HTTP against the simulator: one paid job from the gate to files in hand.
 
 Lifecycles, the money rules (never a second submit, nothing sent for bad
 input, Stop cancels), and a paid job never abandoned in hard times (issue 8):
@@ -23,9 +23,9 @@ from helpers import EDIT, FAST_RETRY, T2I, Updates, decodable, jobs_for, open_by
 from packloader import pack_import
 
 client_pkg = pack_import("client")
-api = pack_import("client.api")
+api = pack_import("client.transport.api")
 errors = pack_import("client.errors")
-retry = pack_import("client.retry")
+retry = pack_import("client.transport.retry")
 sim_images = pack_import("simulator.images")
 
 pytestmark = pytest.mark.anyio

@@ -19,8 +19,8 @@ import pytest
 
 from packloader import PACK_ROOT, pack_import
 
-journal = pack_import("client.journal")
-storage_paths = pack_import("client.storage_paths")
+journal = pack_import("client.ledger.journal")
+storage_paths = pack_import("client.config.paths")
 errors = pack_import("client.errors")
 Action, JobState, Journal = journal.Action, journal.JobState, journal.Journal
 

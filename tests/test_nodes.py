@@ -18,9 +18,9 @@ from helpers import photo_batch, widget_defaults
 from packloader import load_pack, pack_import
 
 pack = load_pack()
-schemas = pack_import("client.schemas")
+schemas = pack_import("client.model.schemas")
 errors = pack_import("client.errors")
-spend = pack_import("client.spend")
+spend = pack_import("client.ledger.spend")
 client_pkg = pack_import("client")
 comfy_runtime = pack_import("nodes.comfy_runtime")
 edit_module = pack_import("nodes.edit")

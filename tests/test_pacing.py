@@ -1,4 +1,4 @@
-"""client/pacing.py: when to look at a job next, within two calls a second."""
+"""client/job/pacing.py: when to look at a job next, within two calls a second."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 
 from packloader import pack_import
 
-pacing = pack_import("client.pacing")
-Phase = pack_import("client.responses").Phase
+pacing = pack_import("client.job.pacing")
+Phase = pack_import("client.transport.responses").Phase
 
 
 class FakeClock:

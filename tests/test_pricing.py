@@ -6,7 +6,7 @@ import pytest
 
 from packloader import pack_import
 
-pricing = pack_import("client.pricing")
+pricing = pack_import("client.pricing.prices")
 billing = pack_import("simulator.billing")
 
 RESOLUTIONS = ("0.5K", "1K", "2K", "4K")

@@ -760,7 +760,7 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 def model_pricing(sim: Any, model_id: str) -> Any:
     """The simulator's own model info, read the way the pack reads RunComfy's."""
     answer = httpx.get(f"{sim.url}/v1/models/{model_id}", headers={"Authorization": f"Bearer {sim.token}"})
-    return pack_import("client.pricing").read_pricing(answer.json(), RESOLUTIONS)
+    return pack_import("client.pricing.prices").read_pricing(answer.json(), RESOLUTIONS)
 
 
 def short(request_id: str) -> str:

@@ -1,4 +1,4 @@
-"""client/responses.py: RunComfy's answers read tolerantly, never optimistically."""
+"""client/transport/responses.py: RunComfy's answers read tolerantly, never optimistically."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import pytest
 from packloader import pack_import
 
 errors = pack_import("client.errors")
-responses = pack_import("client.responses")
+responses = pack_import("client.transport.responses")
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ import pytest
 
 from packloader import pack_import
 
-result_store = pack_import("client.result_store")
+result_store = pack_import("client.ledger.result_store")
 ResultStore = result_store.ResultStore
 
 PNG = b"\x89PNG\r\n\x1a\n" + b"png body " * 100

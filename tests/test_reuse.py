@@ -34,7 +34,7 @@ from userenv import apply_env, pack_env
 
 pack = load_pack()
 errors = pack_import("client.errors")
-jobs_module = pack_import("client.jobs")
+jobs_module = pack_import("client.job.jobs")
 comfy_runtime = pack_import("nodes.comfy_runtime")
 sim_images = pack_import("simulator.images")
 TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]

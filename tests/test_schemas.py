@@ -1,4 +1,4 @@
-"""client/schemas.py and client/input_rules.py: what is refused before anything is sent.
+"""client/model/schemas.py and client/model/input_rules.py: what is refused before anything is sent.
 
 The bundled schemas are compared with the model pages, and the client's rules
 with the simulator's, in ``test_contract.py``.
@@ -10,7 +10,7 @@ import pytest
 
 from packloader import pack_import
 
-schemas = pack_import("client.schemas")
+schemas = pack_import("client.model.schemas")
 errors = pack_import("client.errors")
 
 

@@ -1,4 +1,4 @@
-"""client/spend.py: what RunComfy reported as spent since ComfyUI started."""
+"""client/ledger/spend.py: what RunComfy reported as spent since ComfyUI started."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 from packloader import pack_import
 
-spend = pack_import("client.spend")
+spend = pack_import("client.ledger.spend")
 
 
 def test_spend_counts_each_request_once_and_adds_exactly():

@@ -15,8 +15,8 @@ from helpers import EDIT, graphics_like, open_bytes, photo_like, photo_pixels, p
 from packloader import pack_import
 
 upload = pack_import("nodes.upload_images")
-request = pack_import("client.request")
-schemas = pack_import("client.schemas")
+request = pack_import("client.model.request")
+schemas = pack_import("client.model.schemas")
 
 
 def test_batch_is_split_into_frame_views_in_order():

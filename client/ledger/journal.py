@@ -73,8 +73,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Iterator, Sequence, TypeVar
 
-from .errors import redact
-from .formats import is_digest
+from ..errors import redact
+from ..formats import is_digest
 
 log = logging.getLogger("runcomfy.journal")
 

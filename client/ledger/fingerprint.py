@@ -22,8 +22,8 @@ import json
 from typing import Any, Mapping
 from urllib.parse import urlsplit, urlunsplit
 
-from .formats import image_digest
-from .schemas import InlineImage
+from ..formats import image_digest
+from ..model.schemas import InlineImage
 
 _REQUEST_DOMAIN = b"runcomfy/request-fingerprint/v1\0"
 _ACCOUNT_DOMAIN = b"runcomfy/account-fingerprint/v1\0"

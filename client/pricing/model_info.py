@@ -18,10 +18,10 @@ from typing import Any, Awaitable, Callable, Mapping
 
 import httpx
 
-from .api import RunComfyClient, new_http_client
-from .config import Settings
-from .errors import AuthenticationError, NetworkError, RateLimitedError, RunComfyError, ServerError
-from .retry import RetryPolicy
+from ..transport.api import RunComfyClient, new_http_client
+from ..config.settings import Settings
+from ..errors import AuthenticationError, NetworkError, RateLimitedError, RunComfyError, ServerError
+from ..transport.retry import RetryPolicy
 
 __all__ = ["Lookup", "ModelInfoCache", "check_token", "fetch_model_info"]
 

@@ -16,8 +16,8 @@ from functools import cache, cached_property
 from pathlib import Path
 from typing import Any, Mapping
 
-from .errors import RequestValidationError
-from .formats import INLINE_FORMATS, image_digest, sniff
+from ..errors import RequestValidationError
+from ..formats import INLINE_FORMATS, image_digest, sniff
 from .input_rules import data_uri_problem, image_url_problem, prompt_problem, seed_problem
 
 TEXT_TO_IMAGE = "google/nano-banana-2/text-to-image"

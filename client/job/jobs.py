@@ -23,10 +23,10 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
 
-from . import spend
-from .api import RunComfyClient
-from .config import Settings
-from .errors import (
+from ..ledger import spend
+from ..transport.api import RunComfyClient
+from ..config.settings import Settings
+from ..errors import (
     ConfigurationError,
     JobCancelledError,
     NotFoundError,
@@ -37,21 +37,21 @@ from .errors import (
     SubmitNotSentError,
     SubmitOutcomeUnknownError,
 )
-from .fingerprint import account_fingerprint
-from .journal import POLL_SECONDS as CLAIM_POLL_SECONDS
-from .journal import Action, Claim, Entry, Journal
-from .journal import JobState as JournalState
+from ..ledger.fingerprint import account_fingerprint
+from ..ledger.journal import POLL_SECONDS as CLAIM_POLL_SECONDS
+from ..ledger.journal import Action, Claim, Entry, Journal
+from ..ledger.journal import JobState as JournalState
 from .journey import Journey, collect_hint, despite_cancellation
-from .limits import JOB_DEADLINE_SECONDS
+from ..limits import JOB_DEADLINE_SECONDS
 from .pacing import RunDurations
-from .pricing import Pricing, read_pricing
-from .request import JobRequest
-from .responses import JobResult, check_request_id
-from .result_store import ResultStore
-from .retry import RetryPolicy
-from .schemas import get_schema
+from ..pricing.prices import Pricing, read_pricing
+from ..model.request import JobRequest
+from ..transport.responses import JobResult, check_request_id
+from ..ledger.result_store import ResultStore
+from ..transport.retry import RetryPolicy
+from ..model.schemas import get_schema
 from .stop import Stop, StopRequested
-from .storage_paths import JOURNAL_FILE_NAME, RESULTS_DIR_NAME, default_data_dir
+from ..config.paths import JOURNAL_FILE_NAME, RESULTS_DIR_NAME, default_data_dir
 from .updates import JobUpdate, Stage, UpdateCallback, best_effort
 
 __all__ = ["FinishedJob", "Jobs", "NOTHING_SENT", "collect_hint", "shared_jobs", "shared_storage"]

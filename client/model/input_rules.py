@@ -16,8 +16,8 @@ import re
 import unicodedata
 from urllib.parse import urlsplit
 
-from .formats import sniff
-from .limits import MAX_PROMPT_CHARS, SEED_MAX, SEED_MIN
+from ..formats import sniff
+from ..limits import MAX_PROMPT_CHARS, SEED_MAX, SEED_MIN
 
 # Host names that only mean something on the user's own machine or network.
 _LOCAL_SUFFIXES = (".localhost", ".local", ".internal", ".lan", ".home.arpa")

@@ -15,8 +15,8 @@ import logging
 import time
 from typing import Awaitable, Callable, Hashable, TypeVar
 
-from .api import RunComfyClient
-from .errors import (
+from ..transport.api import RunComfyClient
+from ..errors import (
     DownloadError,
     JobBlockedError,
     JobCancelledError,
@@ -27,11 +27,11 @@ from .errors import (
     RunComfyError,
     shorten,
 )
-from .journal import JobState as JournalState
-from .limits import CANCEL_SECONDS, DOWNLOAD_SECONDS, FILE_SECONDS, NOT_FOUND_GRACE_SECONDS
+from ..ledger.journal import JobState as JournalState
+from ..limits import CANCEL_SECONDS, DOWNLOAD_SECONDS, FILE_SECONDS, NOT_FOUND_GRACE_SECONDS
 from .pacing import PollPacer, RunDurations
-from .responses import CancelOutcome, JobResult, Phase
-from .retry import RetryPolicy
+from ..transport.responses import CancelOutcome, JobResult, Phase
+from ..transport.retry import RetryPolicy
 from .stop import Stop, StopRequested
 from .updates import JobUpdate, Stage, UpdateCallback
 

@@ -32,7 +32,7 @@ import threading
 import time
 from pathlib import Path
 
-from .formats import FORMATS, image_digest, is_digest, sniff
+from ..formats import FORMATS, image_digest, is_digest, sniff
 
 log = logging.getLogger("runcomfy.store")
 

@@ -19,9 +19,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from .config import Settings, is_loopback_host
+from ..config.settings import Settings, is_loopback_host
 from .download import DownloadPolicy, download_image
-from .errors import APITimeoutError, NetworkError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError
+from ..errors import APITimeoutError, NetworkError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError
 from .responses import (
     CancelOutcome,
     JobResult,

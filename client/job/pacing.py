@@ -15,7 +15,7 @@ import time
 from statistics import NormalDist
 from typing import Callable, Hashable
 
-from .responses import Phase
+from ..transport.responses import Phase
 
 
 class RunDurations:

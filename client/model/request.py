@@ -13,9 +13,9 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Hashable, Mapping
 
-from .errors import RequestValidationError
-from .limits import MAX_BODY_BYTES, MIB
-from .fingerprint import request_fingerprint
+from ..errors import RequestValidationError
+from ..limits import MAX_BODY_BYTES, MIB
+from ..ledger.fingerprint import request_fingerprint
 from .schemas import InlineImage, get_schema
 
 

@@ -13,7 +13,7 @@ from datetime import datetime
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from .errors import (
+from ..errors import (
     AuthenticationError,
     InsufficientBalanceError,
     NotFoundError,

@@ -14,10 +14,10 @@ from urllib.parse import urljoin, urlsplit
 
 import httpx
 
-from . import formats
-from .config import is_loopback_host
-from .errors import DownloadError, shorten
-from .limits import MAX_RESULT_FILE_BYTES
+from .. import formats
+from ..config.settings import is_loopback_host
+from ..errors import DownloadError, shorten
+from ..limits import MAX_RESULT_FILE_BYTES
 
 MAX_REDIRECTS = 3
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # whitespace and control characters never belong in a URL

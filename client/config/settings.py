@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
-from .errors import ConfigurationError, MissingTokenError, register_secret
+from ..errors import ConfigurationError, MissingTokenError, register_secret
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
 TOKEN_VARIABLES = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")
 BASE_URL_VARIABLE = "RUNCOMFY_API_BASE_URL"
 CONFIG_PATH_VARIABLE = "RUNCOMFY_CONFIG"
-PACK_ROOT = Path(__file__).resolve().parent.parent
+PACK_ROOT = Path(__file__).resolve().parents[2]
 # Fresh each process: a fingerprint is comparable within one ComfyUI session
 # (all a cache needs) but links nothing across machines or restarts.
 _FINGERPRINT_SALT = secrets.token_bytes(16)

@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Mapping
 
-from .config import PACK_ROOT, default_config_path
-from .errors import ConfigurationError
+from .settings import PACK_ROOT, default_config_path
+from ..errors import ConfigurationError
 
 DATA_DIR_VARIABLE = "RUNCOMFY_DATA_DIR"
 JOURNAL_FILE_NAME = "journal.sqlite3"

@@ -1,0 +1,1 @@
+"""What a job will cost: RunComfy's model info, read only where it is unambiguous."""

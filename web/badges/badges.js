@@ -1,0 +1,168 @@
+/**
+ * RunComfy Nano Banana 2 nodes in the editor: who bills them, the price of the next run,
+ * and what the last run cost.
+ *
+ * Prices come from the pack's /price route (RunComfy's model info, read on the server);
+ * the last run's cost from the ``runcomfy_runs`` the nodes put in their ``ui`` output.
+ */
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import { call, formatUsd, onAccountChanged } from "../common/server.js";
+import { LOOK, STATE, badgeSource, redraw } from "./draw.js";
+
+const NODE_CATEGORY = "RunComfy/Nano Banana 2";
+const PRICE_TTL_MS = 60_000;
+
+const prices = new Map(); // "node type|resolution|count" -> {text, look, at, pending}
+
+function widget(node, name) {
+  return node.widgets?.find((w) => w.name === name);
+}
+
+function estimateFor(node) {
+  const resolution = widget(node, "resolution")?.value;
+  const count = widget(node, "num_images")?.value;
+  const key = `${node.type}|${resolution}|${count}`;
+  let entry = prices.get(key);
+  if (!entry || (!entry.pending && Date.now() - entry.at > PRICE_TTL_MS)) {
+    entry = { text: entry?.text ?? "price …", look: entry?.look ?? LOOK.unknown, at: Date.now(), pending: true };
+    prices.set(key, entry);
+    fetchPrice(entry, { node_type: node.type, resolution, num_images: count });
+  }
+  return entry;
+}
+
+async function fetchPrice(entry, query) {
+  try {
+    const answer = await call("GET", `/price?${new URLSearchParams(query)}`);
+    entry.known = answer.known;
+    entry.text = answer.known ? `≈ ${formatUsd(answer.estimate_usd)}` : "price ?";
+    entry.look = answer.known ? LOOK.estimate : LOOK.unknown;
+    entry.reason = answer.reason;
+  } catch (error) {
+    Object.assign(entry, { known: false, text: "price ?", look: LOOK.unknown, reason: error.message });
+  }
+  entry.pending = false;
+  entry.at = Date.now();
+  redraw();
+}
+
+function forgetPrices() {
+  prices.clear();
+  redraw();
+}
+
+/** The inputs every run of a (list) execution shared: what the widgets must still show. */
+function sharedInputs(runs) {
+  const shared = { ...(runs[0].inputs ?? {}) };
+  for (const run of runs.slice(1)) {
+    for (const name of Object.keys(shared)) if (run.inputs?.[name] !== shared[name]) delete shared[name];
+  }
+  return shared;
+}
+
+function inputsUnchanged(node, inputs) {
+  return Object.entries(inputs).every(([name, value]) => {
+    const w = widget(node, name);
+    return !w || w.value === value;
+  });
+}
+
+/** A request id short enough for a badge; the whole id is in the node's info output and status line. */
+function shortId(id) {
+  return typeof id === "string" && id.length > 12 ? `${id.slice(0, 8)}…` : id;
+}
+
+function lastRunText({ runs, reused }) {
+  if (!runs.length) return "reused cached result, no new charge";
+  const costs = runs.map((run) => run.cost_usd);
+  const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
+  const which = runs.length === 1 ? shortId(runs[0].request_id) : `${runs.length} jobs`;
+  if (runs.every((run) => run.collected)) return `collected, no new charge · ${which}`;
+  if (reused && runs.every((run) => run.reused)) return `reused, no new charge · ${which}`;
+  return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
+}
+
+function currentInputs(node) {
+  return Object.fromEntries((node.widgets ?? []).map((w) => [w.name, w.value]));
+}
+
+/** A node without a resolution widget collects a job that exists (Result by Request ID): it never pays. */
+function collects(node) {
+  return !widget(node, "resolution");
+}
+
+function describePrice(node) {
+  const state = node[STATE];
+  if (state.last && inputsUnchanged(node, state.last.inputs)) return { text: state.last.text, look: LOOK.lastRun };
+  state.last = null; // the inputs changed: from now on the badge is about the next run
+  return collects(node) ? { text: "free", look: LOOK.estimate } : estimateFor(node);
+}
+
+function findNode(id) {
+  if (id === undefined || id === null) return null;
+  const graph = app.rootGraph ?? app.graph;
+  return graph?.getNodeById?.(id) ?? graph?.getNodeById?.(Number(id)) ?? null;
+}
+
+/** A node that ran: its ``ui`` holds what RunComfy reported for each job. */
+function onExecuted({ detail }) {
+  const runs = detail?.output?.runcomfy_runs;
+  const node = findNode(detail?.display_node ?? detail?.node);
+  if (!Array.isArray(runs) || !runs.length || !node?.[STATE]) return;
+  // reused: every job's images came from the result store (the same inputs were paid for before)
+  const last = { runs, reused: runs.every((run) => run.reused), inputs: sharedInputs(runs) };
+  node[STATE].last = { ...last, text: lastRunText(last) };
+  redraw();
+}
+
+/** Nodes ComfyUI will not run because nothing changed: no job, no charge. */
+function onCached({ detail }) {
+  for (const id of detail?.nodes ?? []) {
+    const node = findNode(id);
+    const state = node?.[STATE];
+    if (!state) continue;
+    const known = state.last && inputsUnchanged(node, state.last.inputs);
+    const last = known ? { ...state.last, reused: true } : { runs: [], reused: true, inputs: currentInputs(node) };
+    state.last = { ...last, text: lastRunText(last) };
+  }
+  redraw();
+}
+
+const ourNodeTypes = new Set();
+
+app.registerExtension({
+  name: "RunComfy.NanoBanana2.Badges",
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (nodeData?.category === NODE_CATEGORY) ourNodeTypes.add(nodeData.name);
+  },
+  async nodeCreated(node) {
+    if (!ourNodeTypes.has(node.comfyClass ?? node.type)) return;
+    node[STATE] = { last: null };
+    node[STATE].badgeSources = [
+      badgeSource(node, () => ({
+        text: collects(node) ? "RunComfy · collects a paid job" : "RunComfy · billed per image",
+        look: LOOK.identity,
+      })),
+      badgeSource(node, () => describePrice(node)),
+    ];
+    for (const name of ["resolution", "num_images"]) {
+      const w = widget(node, name);
+      if (!w) continue;
+      const original = w.callback;
+      w.callback = function (...args) {
+        const result = original?.apply(this, args);
+        describePrice(node); // ask for the new price now, not at the next redraw
+        redraw();
+        return result;
+      };
+    }
+    node.badges ??= [];
+    node.badges.push(...node[STATE].badgeSources);
+  },
+  async setup() {
+    api.addEventListener("executed", onExecuted);
+    api.addEventListener("execution_cached", onCached);
+    onAccountChanged(forgetPrices);
+  },
+});

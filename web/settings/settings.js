@@ -1,0 +1,258 @@
+/**
+ * Settings → RunComfy: the account (token), what was spent, and the spending preferences.
+ *
+ * The entries render their own elements and never call the settings store's setter,
+ * so nothing typed here lands in ComfyUI's comfy.settings.json; a pasted token goes
+ * straight to the pack's server route, which checks it with RunComfy before storing it.
+ * Written against the extension API that 1.27 and 1.5x share (settings whose type is
+ * a render function).
+ */
+import { app } from "../../../scripts/app.js";
+import { accountChanged, call, formatUsd, loadAccount } from "../common/server.js";
+
+function element(tag, properties = {}, children = []) {
+  const node = Object.assign(document.createElement(tag), properties);
+  for (const child of children) node.append(child);
+  return node;
+}
+
+/** The panel's few styles, in the editor's colours where it defines them (1.5x), plain otherwise. */
+function addStyles() {
+  const style = element("style", {
+    textContent: `
+.runcomfy-setting { display:flex; flex-direction:column; gap:6px; align-items:flex-end; text-align:right;
+  max-width:28rem; font-size:0.9rem; }
+.runcomfy-setting input[type=password], .runcomfy-setting input[type=number] { padding:4px 8px; border-radius:6px;
+  border:1px solid var(--border-color, #555); background:var(--comfy-input-bg, #222); color:var(--input-text, #ddd); }
+.runcomfy-button { padding:4px 10px; border-radius:6px; cursor:pointer; border:1px solid var(--border-color, #555);
+  background:var(--comfy-input-bg, #333); color:var(--input-text, #ddd); }
+.runcomfy-button:hover:not(:disabled) { filter:brightness(1.25); }
+.runcomfy-button:disabled, .runcomfy-setting input:disabled { opacity:0.45; cursor:default; }`,
+  });
+  document.head.append(style);
+}
+
+function box(testId) {
+  const div = element("div", { className: "runcomfy-setting" });
+  div.dataset.testid = testId;
+  return div;
+}
+
+function button(label, onClick, testId) {
+  const b = element("button", { type: "button", textContent: label });
+  b.dataset.testid = testId;
+  b.className = "runcomfy-button";
+  b.addEventListener("click", onClick);
+  return b;
+}
+
+function line(text, testId, color) {
+  const span = element("div", { textContent: text });
+  span.dataset.testid = testId;
+  if (color) span.style.color = color;
+  return span;
+}
+
+const CHECK_TEXT = {
+  valid: ["RunComfy accepts this token", "#3fb56f"],
+  rejected: ["RunComfy rejected this token", "#e5534b"],
+  unreachable: ["Cannot reach RunComfy to check the token", "#d99a26"],
+  no_token: ["No token set: the nodes cannot run", "#d99a26"],
+  error: ["Cannot check the token", "#e5534b"],
+};
+
+function describeSource(token) {
+  if (token.source === "environment") return `Set by the ${token.variable} environment variable of ComfyUI`;
+  if (token.source === "config_file") return `Saved in ${token.config_path}`;
+  return "Not set";
+}
+
+function renderToken() {
+  const root = box("runcomfy-token");
+  const source = line("…", "runcomfy-token-source");
+  const check = line("", "runcomfy-token-check");
+  const detail = line("", "runcomfy-token-detail", "#999");
+  const input = element("input", {
+    type: "password",
+    autocomplete: "off",
+    spellcheck: false,
+    placeholder: "Paste a new RunComfy API token",
+  });
+  input.dataset.testid = "runcomfy-token-input";
+  input.setAttribute("aria-label", "RunComfy API token");
+  input.style.cssText = "width:18rem";
+  const message = line("", "runcomfy-token-message");
+  const save = button("Check and save", () => submit(), "runcomfy-token-save");
+  const remove = button("Remove saved token", () => removeToken(), "runcomfy-token-remove");
+  const recheck = button("Check again", () => show(loadAccount({ refresh: true })), "runcomfy-token-recheck");
+  const row = element("div", { style: "display:flex;gap:6px;flex-wrap:wrap;justify-content:flex-end" }, [save, remove, recheck]);
+  root.append(source, check, detail, input, row, message);
+  input.addEventListener("keydown", (event) => {
+    event.stopPropagation(); // typing a token must not trigger the editor's shortcuts
+    if (event.key === "Enter") submit();
+  });
+
+  function busy(on) {
+    for (const control of [input, save, remove, recheck]) control.disabled = on;
+  }
+
+  async function show(promise) {
+    try {
+      const account = await promise;
+      const token = account.token;
+      source.textContent = describeSource(token);
+      const [text, color] = CHECK_TEXT[account.check?.state] ?? CHECK_TEXT.error;
+      check.textContent = text;
+      check.style.color = color;
+      check.dataset.state = account.check?.state ?? "error";
+      const notes = [];
+      if (account.config_error) notes.push(account.config_error);
+      else if (account.check && !["valid", "no_token"].includes(account.check.state)) notes.push(account.check.message);
+      if (token.source === "environment") {
+        notes.push(`The environment variable wins over a saved token: change it where ComfyUI is started.`);
+        if (token.saved_in_file) notes.push(`A token is also saved in ${token.config_path} (unused while the variable is set).`);
+      }
+      detail.textContent = notes.join(" ");
+      const fromEnvironment = token.source === "environment";
+      input.disabled = save.disabled = fromEnvironment;
+      input.placeholder = fromEnvironment ? `Set by ${token.variable}` : "Paste a new RunComfy API token";
+      remove.disabled = !token.saved_in_file;
+      recheck.disabled = !token.set;
+    } catch (error) {
+      source.textContent = `Cannot load the account state: ${error.message}`;
+    }
+  }
+
+  /** Send a change of the saved token; say what happened, then show the account as it now is. */
+  async function send(method, body, said) {
+    busy(true);
+    try {
+      const answer = await call(method, "/token", body);
+      [message.textContent, message.style.color] = said(answer);
+      accountChanged(answer.account);
+    } catch (error) {
+      message.textContent = error.message;
+      message.style.color = "#e5534b";
+    }
+    busy(false);
+    await show(loadAccount());
+  }
+
+  async function submit() {
+    const token = input.value;
+    input.value = ""; // the secret leaves the page as soon as it is sent
+    message.textContent = "Checking the token with RunComfy…";
+    message.style.color = "";
+    await send("POST", { token }, () => [
+      "Saved: RunComfy accepted the token. The nodes use it from their next run.", "#3fb56f",
+    ]);
+  }
+
+  async function removeToken() {
+    await send("DELETE", {}, (answer) => [answer.removed ? "Removed the saved token." : "No token was saved.", ""]);
+  }
+
+  show(loadAccount());
+  return root;
+}
+
+function renderSpend() {
+  const root = box("runcomfy-spend");
+  const total = line("…", "runcomfy-spend-total");
+  const refresh = button("Refresh", () => show(loadAccount({ refresh: false })), "runcomfy-spend-refresh");
+  root.append(total, refresh);
+  async function show(promise) {
+    try {
+      const { spend } = await promise;
+      const jobs = spend.session_jobs === 1 ? "1 job" : `${spend.session_jobs} jobs`;
+      const missing = spend.jobs_without_cost ? `, ${spend.jobs_without_cost} without a reported cost` : "";
+      total.textContent = `${formatUsd(spend.session_total_usd)} reported by RunComfy for ${jobs} since ComfyUI started${missing}`;
+    } catch (error) {
+      total.textContent = `Cannot load the session spend: ${error.message}`;
+    }
+  }
+  show(loadAccount());
+  return root;
+}
+
+function renderReuse() {
+  const root = box("runcomfy-reuse");
+  const toggle = element("input", { type: "checkbox" });
+  toggle.dataset.testid = "runcomfy-reuse-toggle";
+  toggle.setAttribute("aria-label", "Reuse stored results of identical requests");
+  const message = line("", "runcomfy-reuse-message");
+  root.append(toggle, message);
+  toggle.addEventListener("change", async () => {
+    toggle.disabled = true;
+    try {
+      const { preferences } = await call("POST", "/preferences", { reuse_results: toggle.checked });
+      toggle.checked = preferences.reuse_results;
+      message.textContent = "Saved.";
+    } catch (error) {
+      message.textContent = error.message;
+    }
+    toggle.disabled = false;
+  });
+  loadAccount().then(({ preferences }) => {
+    if (preferences) toggle.checked = preferences.reuse_results;
+    else toggle.disabled = true;
+  }, (error) => (message.textContent = error.message));
+  return root;
+}
+
+function renderDailyLimit() {
+  const root = box("runcomfy-limit");
+  const input = element("input", { type: "number", min: "0.01", step: "0.01", placeholder: "no limit" });
+  input.dataset.testid = "runcomfy-limit-input";
+  input.setAttribute("aria-label", "Daily spend limit in US dollars");
+  input.style.cssText = "width:8rem";
+  input.addEventListener("keydown", (event) => event.stopPropagation());
+  const save = button("Save", () => store(input.value.trim() === "" ? null : Number(input.value)), "runcomfy-limit-save");
+  const off = button("No limit", () => store(null), "runcomfy-limit-off");
+  const message = line("", "runcomfy-limit-message");
+  root.append(element("div", { style: "display:flex;gap:6px;align-items:center" }, ["US$", input, save, off]), message);
+  async function store(value) {
+    try {
+      const { preferences } = await call("POST", "/preferences", { daily_spend_limit_usd: value });
+      input.value = preferences.daily_spend_limit_usd ?? "";
+      message.textContent = preferences.daily_spend_limit_usd === null ? "Saved: no daily limit." : "Saved.";
+    } catch (error) {
+      message.textContent = error.message;
+    }
+  }
+  loadAccount().then(({ preferences }) => {
+    if (preferences) input.value = preferences.daily_spend_limit_usd ?? "";
+  }, (error) => (message.textContent = error.message));
+  return root;
+}
+
+/** Settings entries whose element is ours: the value in ComfyUI's settings store is never set. */
+function panelEntry(id, name, tooltip, render, sortOrder) {
+  return {
+    id: `RunComfy.${id}`,
+    category: ["RunComfy", ...id.split(".")],
+    name,
+    tooltip,
+    type: () => render(),
+    defaultValue: "",
+    sortOrder,
+  };
+}
+
+app.registerExtension({
+  name: "RunComfy.NanoBanana2.Settings",
+  settings: [
+    panelEntry("Account.APIToken", "API token",
+      "Your RunComfy API token stays on the ComfyUI server (in your per-user RunComfy config file); this page never sees it.",
+      renderToken, 10),
+    panelEntry("Spending.Session", "Spent this session",
+      "The costs RunComfy reported for the jobs this ComfyUI ran since it started.", renderSpend, 9),
+    panelEntry("Spending.ReuseResults", "Reuse results of identical requests",
+      "Reuse the stored result of an identical request instead of paying for it again.", renderReuse, 8),
+    panelEntry("Spending.DailyLimit", "Daily spend limit (US$)",
+      "Refuse to submit more jobs once RunComfy reported this much spent today. Empty: no limit.", renderDailyLimit, 7),
+  ],
+  async setup() {
+    addStyles();
+  },
+});
