@@ -4,6 +4,7 @@
     python <pack folder> edit --prompt "make it night" --image photo.png --out out/
     python <pack folder> result <request id> --out out/               # collect a job (free)
     python <pack folder> history [--json]                              # recent jobs, newest first
+    python <pack folder> batch jobs.csv --out out/                     # many jobs from a file, priced first
     python <pack folder> text-to-image --simulator --prompt "try it"   # no token needed
     python <pack folder> simulator --port 8189                          # serve the simulator
 
@@ -38,8 +39,11 @@ from .client import (
     formats,
     load_settings,
 )
+from .client.batch.command import BatchOptions, run_batch
+from .client.batch.jobfile import reference_image
+from .client.batch.runner import MAX_CONCURRENCY
 from .client.job.jobs import shared_storage
-from .client.limits import JOB_DEADLINE_SECONDS, MAX_INLINE_IMAGE_BYTES, MIB, SEED_MAX, SEED_MIN
+from .client.limits import JOB_DEADLINE_SECONDS, SEED_MAX, SEED_MIN
 from .client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 
 
@@ -82,6 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     result = commands.add_parser("result", help="collect the images of an existing request (free)")
     result.add_argument("request_id", help="the RunComfy request id (from history, an error, or the dashboard)")
     _add_run_options(result)
+    _add_batch_command(commands)
     history = commands.add_parser("history", help="list recent jobs of this account, newest first")
     history.add_argument("--limit", type=int, default=20, help="how many jobs (default 20)")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
@@ -90,25 +95,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_batch_command(commands: Any) -> None:
+    batch = commands.add_parser("batch", help="run every job of a JSONL or CSV file: priced first, resumable")
+    batch.add_argument("jobs", metavar="JOBS", help="a .jsonl or .csv file, one job a line/row; - reads standard input")
+    batch.add_argument("--yes", action="store_true", help="pay without asking once the price is shown")
+    batch.add_argument("--max-usd", type=float, default=None, metavar="N",
+                       help="refuse a batch estimated over N dollars; stop submitting before reported spend passes N")
+    batch.add_argument("--concurrency", type=int, default=MAX_CONCURRENCY, choices=range(1, MAX_CONCURRENCY + 1),
+                       metavar=f"1..{MAX_CONCURRENCY}", help=f"jobs at once (default {MAX_CONCURRENCY}, the account's slots)")
+    batch.add_argument("--skip-invalid", action="store_true", help="run the valid lines of a file with invalid ones")
+    batch.add_argument("--name", default=None, metavar="TEMPLATE",
+                       help="file names from the columns, e.g. '{sku}-{line}' (default: line number + first kept column)")
+    batch.add_argument("--output", choices=("bar", "plain", "json"), default=None,
+                       help="progress bar (a terminal's default), plain lines (otherwise), or JSON events on stdout")
+    batch.add_argument("--no-reuse", action="store_true",
+                       help="submit even lines whose inputs were paid for before (billed again)")
+    _add_run_options(batch)
+
+
 def _image_input(value: str) -> str | InlineImage:
     """A URL as is, or a local file as an inline image."""
-    if value.lower().startswith(("http://", "https://", "data:")):
-        return value
-    path = Path(value).expanduser()
     try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise SystemExit(f"error: cannot read --image {value}: {exc.strerror}")
-    kind = formats.sniff(data)
-    if kind is None or not kind.inline:
-        names = ", ".join(f.name.upper() for f in formats.INLINE_FORMATS)
-        raise SystemExit(f"error: --image {value} is not a {names} file")
-    if len(data) > MAX_INLINE_IMAGE_BYTES:
-        raise SystemExit(
-            f"error: --image {value} is {len(data) / MIB:.1f} MiB, over the {MAX_INLINE_IMAGE_BYTES // MIB} MiB "
-            "inline limit; shrink it, host it and pass the URL, or use the ComfyUI node (it fits images automatically)"
-        )
-    return InlineImage(data, kind.mime)
+        return reference_image(value, Path.cwd())
+    except ValueError as problem:
+        raise SystemExit(f"error: --image {problem}")
 
 
 def _request_body(args: argparse.Namespace, model_id: str) -> dict[str, Any]:
@@ -133,9 +143,9 @@ def _target(use_simulator: bool) -> Iterator[Settings]:
         yield Settings(base_url=simulator.url, token=simulator.token, token_source="simulator")
 
 
-def _stop_on_ctrl_c() -> Stop:
+def _stop_on_ctrl_c(second: Callable[[], None] | None = None) -> Stop:
     """Ctrl-C asks the job to stop (cancelling it on RunComfy if still queued), as
-    ComfyUI's Stop does; a second Ctrl-C interrupts at once."""
+    ComfyUI's Stop does; a second Ctrl-C interrupts at once (or calls ``second``)."""
     stop = Stop()
     loop = asyncio.get_running_loop()
 
@@ -143,6 +153,8 @@ def _stop_on_ctrl_c() -> Stop:
         print("  stopping (Ctrl-C again to quit at once)", file=sys.stderr)
         stop.set()
         loop.remove_signal_handler(signal.SIGINT)
+        if second is not None:
+            loop.add_signal_handler(signal.SIGINT, second)
 
     with contextlib.suppress(NotImplementedError, RuntimeError):  # Windows: Ctrl-C stays KeyboardInterrupt
         loop.add_signal_handler(signal.SIGINT, first_ctrl_c)
@@ -214,6 +226,24 @@ def _history(limit: int, as_json: bool) -> int:
     return 0
 
 
+async def _batch(settings: Settings, args: argparse.Namespace) -> int:
+    """The batch command; a second Ctrl-C quits at once: every paid job is in the journal, so
+    running the same command again follows it instead of paying again."""
+
+    def quit_now() -> None:
+        print("quit: jobs already submitted may still run and be billed; run the same command again to "
+              "collect them (free)", file=sys.stderr, flush=True)
+        os._exit(130)
+
+    output = args.output or ("bar" if sys.stderr.isatty() else "plain")
+    options = BatchOptions(
+        jobs=args.jobs, out=args.out, yes=args.yes, max_usd=args.max_usd, concurrency=args.concurrency,
+        skip_invalid=args.skip_invalid, name=args.name, output=output, reuse=not args.no_reuse,
+        timeout=args.timeout, simulated=args.simulator,
+    )
+    return await run_batch(settings, options, _stop_on_ctrl_c(quit_now), journalled=not args.simulator)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=os.environ.get("RUNCOMFY_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
@@ -225,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "history":
             return _history(args.limit, args.json)
+        if args.command == "batch":
+            with _target(args.simulator) as settings:
+                return asyncio.run(_batch(settings, args))
         if args.command == "result":
             async def work(jobs: Jobs, stop: Stop, show: Callable[[Any], None]) -> FinishedJob[bytes]:
                 return await jobs.collect(args.request_id, on_update=show, stop=stop, timeout=args.timeout)

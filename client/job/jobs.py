@@ -285,6 +285,10 @@ class Jobs:
             f'or as "daily_spend_limit_usd" in {settings.config_path or "your RunComfy config file"}'
         )
 
+    async def estimated_price(self, request: JobRequest) -> float | None:
+        """The price the daily limit check counts for this job (None: unknown); free to ask."""
+        return await self._price(request)
+
     async def _price(self, request: JobRequest) -> float | None:
         """The estimated price of this job from the model info (cached a few minutes), or None."""
         key = (self.client.settings.base_url, self.account, request.model_id)

@@ -535,6 +535,28 @@ class Journal:
 
     # ------------------------------------------------------------ looking back
 
+    def outlook(self, fingerprint: str, account: str, *, is_stored: Callable[[str], bool] | None = None) -> Action:
+        """What ``claim`` would most likely decide for these inputs now, without claiming anything.
+
+        For a price shown before paying (a batch's "already done" count): REUSE or
+        RESUME are free, SUBMIT (and BUSY, a run of them being sent elsewhere) may cost.
+        """
+
+        def read() -> Action:
+            usable = (*_IN_FLIGHT, JobState.COMPLETED)
+            with self._read() as db:
+                rows = db.execute(
+                    f"SELECT * FROM jobs WHERE account = ? AND fingerprint = ? AND state IN ({', '.join('?' * len(usable))})",
+                    (account, fingerprint, *(state.value for state in usable)),
+                ).fetchall()
+            entries = [_entry(row) for row in rows]
+            if any(e.state is JobState.COMPLETED and e.files and is_stored and all(map(is_stored, e.files))
+                   for e in entries):
+                return Action.REUSE
+            return Action.RESUME if entries else Action.SUBMIT
+
+        return self._guarded("read", read, Action.SUBMIT)
+
     def get(self, request_id: str) -> Entry | None:
         """The entry of ``request_id``, or None."""
 
