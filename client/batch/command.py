@@ -100,7 +100,7 @@ async def _run_batch(client: RunComfyClient, options: BatchOptions, stop: Stop, 
     finally:
         keeper.write()
     progress.finish()
-    return _summary(progress, list(outcomes.values()), run, options, time.monotonic() - started, stop.is_set())
+    return _summary(progress, [*outcomes.values(), *invalid], run, options, time.monotonic() - started, stop.is_set())
 
 
 def _refusal(estimate: float, to_pay: int, options: BatchOptions, ask: Callable[[str], str]) -> str | None:
