@@ -437,3 +437,20 @@ def test_spent_today_sums_todays_reported_costs_of_one_account(path):
     assert j.spent_today(ACCOUNT) == pytest.approx(0.20)
     assert j.spent_today(OTHER_ACCOUNT) == pytest.approx(1.0)
     assert j.spent_since(0) == pytest.approx(6.2)
+
+
+def test_outlook_says_what_a_claim_would_decide_without_claiming(path):
+    j = Journal(path)
+    assert j.outlook(FP, ACCOUNT) is Action.SUBMIT
+    _completed(j)
+    assert j.outlook(FP, ACCOUNT, is_stored=lambda digest: True) is Action.REUSE
+    assert j.outlook(FP, ACCOUNT, is_stored=lambda digest: False) is Action.RESUME  # collected again, free
+    assert j.outlook(FP, OTHER_ACCOUNT, is_stored=lambda digest: True) is Action.SUBMIT
+    other = "e" * 64
+    claim = j.claim(other, ACCOUNT, model_id=MODEL)
+    assert j.outlook(other, ACCOUNT) is Action.SUBMIT  # a placeholder alone is nothing paid yet
+    j.record_submitted(claim, "req-2")
+    assert j.outlook(other, ACCOUNT) is Action.RESUME
+    j.record_state("req-2", JobState.FAILED)
+    assert j.outlook(other, ACCOUNT) is Action.SUBMIT
+    assert [entry.request_id for entry in j.recent(10)] == ["req-2", "req-1"]  # looking wrote nothing
