@@ -7,7 +7,7 @@
     python3 benchmarks/benchmark.py --runs 5   # more repetitions per figure
 
 Where things live: ``workloads.py`` (what runs: sizes, the simulator, the
-node, test frames), ``baselines.py`` (the usual way each figure is compared
+node, test frames), ``batch.py`` (the batch command, its baseline and resume), ``baselines.py`` (the usual way each figure is compared
 with), ``measure.py`` (runs both, turns them into metrics), ``report.py``
 (the one table of targets, verdicts, text and JSON).
 """
@@ -30,6 +30,7 @@ import numpy as np
 import PIL
 import torch
 
+import batch
 import measure
 import report
 from workloads import Plan, Seeds, load_pack
@@ -41,6 +42,7 @@ STEPS: tuple[tuple[str, Callable[[Plan, Seeds], dict[str, report.Metric]]], ...]
     ("results → IMAGE tensor and memory", measure.measure_results),
     ("jobs at once vs one after another", measure.measure_concurrency),
     ("an unchanged workflow after a ComfyUI restart", measure.measure_restart),
+    ("a batch file through the batch command", batch.measure_batch),
 )
 NOTES = (
     "Polls are /status + /result calls in the simulator's log; a job's polls/s is its count over its life "

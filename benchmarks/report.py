@@ -160,6 +160,15 @@ ROWS: tuple[Row, ...] = (
         baselines=(("restart.first", "restart.first_submits"),),
         targets=(Target("restart.again_submits", "==", 0), Target("restart.identical", "==", True)),
     ),
+    Row(
+        "batch",
+        "a {batch_lines}-line 1K batch file through the batch command ({batch_queue} s queued + {batch_run} s "
+        "generating), wall time ÷ (jobs ÷ 8 × one job); Ctrl-C at half of {batch_resume_lines} lines, then resumed",
+        pack=("batch.ratio", "batch.seconds", "batch.polls", "batch.polls_highest", "batch.resume_duplicates"),
+        baselines=(("batch.cli_ratio", "batch.cli_seconds"),),
+        targets=(Target("batch.ratio", "<=", 1.2), Target("batch.polls", "<=", 2.0),
+                 Target("batch.resume_duplicates", "==", 0), Target("batch.resume_remaining_only", "==", True)),
+    ),
 )
 
 

@@ -56,6 +56,11 @@ class Plan:
     concurrency_run: float
     restart_queue: float  # the first, paid run of the restart pair
     restart_run: float
+    batch_lines: int  # the batch command's file, 1K text-to-image lines
+    batch_queue: float
+    batch_run: float
+    batch_baseline_lines: int  # one CLI call per line is timed over this many, then scaled to batch_lines
+    batch_resume_lines: int  # the Ctrl-C-at-half then resume pair
 
     @classmethod
     def full(cls, runs: int) -> "Plan":
@@ -64,6 +69,7 @@ class Plan:
             resolutions=("1K", "2K", "4K"), headline_resolution="2K", encode_sides=(1024, 2048, 4096), results_per_job=4,
             job_counts=(1, 4, 8, 16), headline_jobs=8, concurrency_queue=0.2, concurrency_run=0.6,
             restart_queue=1.0, restart_run=6.0,
+            batch_lines=500, batch_queue=0.5, batch_run=2.5, batch_baseline_lines=8, batch_resume_lines=64,
         )
 
     @classmethod
@@ -73,6 +79,7 @@ class Plan:
             resolutions=("0.5K", "1K"), headline_resolution="1K", encode_sides=(256, 512), results_per_job=2,
             job_counts=(1, 2), headline_jobs=2, concurrency_queue=0.1, concurrency_run=0.3,
             restart_queue=0.1, restart_run=0.3,
+            batch_lines=12, batch_queue=0.1, batch_run=0.3, batch_baseline_lines=2, batch_resume_lines=8,
         )
 
     def context(self) -> dict[str, Any]:
@@ -89,6 +96,11 @@ class Plan:
             "concurrency_run": self.concurrency_run,
             "restart_queue": self.restart_queue,
             "restart_run": self.restart_run,
+            "batch_lines": self.batch_lines,
+            "batch_queue": self.batch_queue,
+            "batch_run": self.batch_run,
+            "batch_baseline_lines": self.batch_baseline_lines,
+            "batch_resume_lines": self.batch_resume_lines,
             "sides": list(self.encode_sides),
             "resolutions": list(self.resolutions),
             "job_counts": list(self.job_counts),
