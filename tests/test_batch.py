@@ -171,6 +171,25 @@ def test_ctrl_c_cancels_queued_jobs_then_the_resume_pays_only_the_rest(simulator
     assert sorted(name for row in rows.values() for name in row["files"]) == sorted(p.name for p in out.glob("*.png"))
 
 
+def test_a_second_ctrl_c_quits_at_once(simulator, user_env, tmp_path):
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"prompt": "p", "resolution": "0.5K"}])
+    simulator.script_next_jobs("queued_forever")
+    held = simulator.add_fault("cancel", "hold")  # the first Ctrl-C's cancel call waits here
+    process = start_batch(str(jobs), "--out", str(tmp_path / "out"), "--yes", env=user_env)
+    try:
+        simulator.wait_until(lambda: simulator.requests(route="status"), timeout=60)
+        process.send_signal(signal.SIGINT)
+        simulator.wait_until(lambda: simulator.held(held) == 1, timeout=30)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=30)
+    finally:
+        simulator.release(held)
+        process.kill()
+    assert process.returncode == 130
+    assert "quit: jobs already submitted may still run and be billed" in stderr
+    assert len(simulator.requests(route="submit")) == 1
+
+
 def test_after_kill_9_the_resume_follows_the_jobs_instead_of_paying_again(simulator, user_env, tmp_path):
     jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"prompt": f"p{n}", "resolution": "0.5K"} for n in range(3)])
     out = tmp_path / "out"
