@@ -253,3 +253,10 @@ def test_standard_input_and_the_shipped_example_against_the_built_in_simulator(t
     assert done.returncode == 0, done.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "0002-MUG-01.png", "0003-MUG-02.png", "manifest.csv", "manifest.jsonl"]
+
+
+def test_without_a_token_it_says_how_to_set_one_and_sends_nothing(simulator, user_env, tmp_path):
+    del user_env["RUNCOMFY_API_TOKEN"]
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"prompt": "p"}])
+    done = batch(str(jobs), "--out", str(tmp_path / "out"), "--yes", env=user_env)
+    assert done.returncode == 2 and "RUNCOMFY_API_TOKEN" in done.stderr and simulator.requests() == []

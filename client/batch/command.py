@@ -71,6 +71,7 @@ async def _run_batch(client: RunComfyClient, options: BatchOptions, stop: Stop, 
         progress.say(f"error: {len(batch.bad)} invalid line(s) in {options.jobs}; nothing was paid. "
                      "Fix them, or pass --skip-invalid to run the valid lines only")
         return EXIT_REFUSED
+    client.settings.require_token()  # MissingTokenError says where to set it; nothing was sent
     journal, store = shared_storage(client.settings) if journalled else (None, None)
     jobs = Jobs(client, max_concurrent_jobs=min(options.concurrency, MAX_CONCURRENCY), journal=journal, store=store)
     plan = await plan_batch(jobs, batch.lines, reuse=options.reuse)

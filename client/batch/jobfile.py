@@ -75,7 +75,8 @@ def reference_image(value: str, base: Path) -> str | InlineImage:
     """A URL as is, or a local file (relative to ``base``) as an inline image; ValueError says what to change."""
     if value.lower().startswith(("http://", "https://", "data:")):
         return value
-    path = (base / Path(value).expanduser()) if not Path(value).expanduser().is_absolute() else Path(value)
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
     try:
         data = path.read_bytes()
     except OSError as exc:
