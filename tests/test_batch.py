@@ -260,3 +260,14 @@ def test_without_a_token_it_says_how_to_set_one_and_sends_nothing(simulator, use
     jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"prompt": "p"}])
     done = batch(str(jobs), "--out", str(tmp_path / "out"), "--yes", env=user_env)
     assert done.returncode == 2 and "RUNCOMFY_API_TOKEN" in done.stderr and simulator.requests() == []
+
+
+def test_no_balance_refuses_the_job_and_stops_further_submits(simulator, user_env, tmp_path):
+    simulator.set_balance(0.0)
+    jobs = write_jsonl(tmp_path / "jobs.jsonl", [{"prompt": f"p{n}", "resolution": "0.5K"} for n in range(3)])
+    done = batch(str(jobs), "--out", str(tmp_path / "out"), "--yes", "--concurrency", "1", env=user_env)
+    assert done.returncode == 1
+    rows = manifest(tmp_path / "out")
+    assert [rows[n]["status"] for n in (1, 2, 3)] == ["failed", "skipped", "skipped"]
+    assert "balance" in rows[1]["error"].lower() and len(simulator.requests(route="submit")) == 1
+    assert simulator.jobs == {}
