@@ -16,6 +16,9 @@ formats = pack_import("client.formats")
     [
         ("https://cdn.runcomfy.net/a.png", True),
         ("https://runcomfy.net/a.png", True),
+        ("https://cdn.runcomfy.com/a.png", True),
+        ("https://evil-runcomfy.com/a.png", False),
+        ("http://cdn.runcomfy.com/a.png", False),
         ("https://model-api.example/a.png", True),
         ("https://files.partner.example/a.png", True),
         ("https://evil-runcomfy.net/a.png", False),

@@ -21,7 +21,8 @@ from ..limits import MAX_RESULT_FILE_BYTES
 
 MAX_REDIRECTS = 3
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # whitespace and control characters never belong in a URL
-TRUSTED_DOMAIN = "runcomfy.net"
+# RunComfy's CLI trusts result files on both of RunComfy's domains (runcomfy-api.md, result hosts).
+TRUSTED_DOMAINS = ("runcomfy.net", "runcomfy.com")
 
 def _describe_non_image(data: bytes) -> str:
     head = data[:64].lstrip().lower()
@@ -44,7 +45,9 @@ class DownloadPolicy:
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
-        if host == self.api_host.lower() or host == TRUSTED_DOMAIN or host.endswith("." + TRUSTED_DOMAIN):
+        if host == self.api_host.lower():
+            return True
+        if any(host == domain or host.endswith("." + domain) for domain in TRUSTED_DOMAINS):
             return True
         for allowed in self.extra_hosts:
             if allowed.startswith("*.") and host.endswith(allowed[1:]):
