@@ -23,6 +23,8 @@ class NanoBanana2Node:
         "Request id, final status, reported cost and any note about resizing or padding.",
     )
     FUNCTION = "run"
+    # The newest ComfyUI exposes these to the node search as search_aliases; older ones ignore them.
+    SEARCH_ALIASES = ["nano banana", "nano banana 2", "nb2", "gemini image", "gemini 3.1 flash image", "runcomfy"]
     CATEGORY = CATEGORY
     # No API_NODE: that marks Comfy.org partner nodes, and the current editor
     # then hides the Run button from users without a Comfy.org account.

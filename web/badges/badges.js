@@ -8,9 +8,11 @@
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 import { call, formatUsd, onAccountChanged } from "../common/server.js";
+import { t, translationsReady } from "../common/i18n.js";
 import { LOOK, STATE, badgeSource, redraw } from "./draw.js";
 
-const NODE_CATEGORY = "RunComfy/Nano Banana 2";
+/** The pack's node classes; the category is no identity: the editor translates it. */
+const NODE_PREFIX = "RunComfyNanoBanana2";
 const PRICE_TTL_MS = 60_000;
 
 const prices = new Map(); // "node type|resolution|count" -> {text, look, at, pending}
@@ -25,7 +27,7 @@ function estimateFor(node) {
   const key = `${node.type}|${resolution}|${count}`;
   let entry = prices.get(key);
   if (!entry || (!entry.pending && Date.now() - entry.at > PRICE_TTL_MS)) {
-    entry = { text: entry?.text ?? "price …", look: entry?.look ?? LOOK.unknown, at: Date.now(), pending: true };
+    entry = { text: entry?.text ?? t("badges.pricePending"), look: entry?.look ?? LOOK.unknown, at: Date.now(), pending: true };
     prices.set(key, entry);
     fetchPrice(entry, { node_type: node.type, resolution, num_images: count });
   }
@@ -36,11 +38,11 @@ async function fetchPrice(entry, query) {
   try {
     const answer = await call("GET", `/price?${new URLSearchParams(query)}`);
     entry.known = answer.known;
-    entry.text = answer.known ? `≈ ${formatUsd(answer.estimate_usd)}` : "price ?";
+    entry.text = answer.known ? t("badges.priceEstimate", { price: formatUsd(answer.estimate_usd) }) : t("badges.priceUnknown");
     entry.look = answer.known ? LOOK.estimate : LOOK.unknown;
     entry.reason = answer.reason;
   } catch (error) {
-    Object.assign(entry, { known: false, text: "price ?", look: LOOK.unknown, reason: error.message });
+    Object.assign(entry, { known: false, text: t("badges.priceUnknown"), look: LOOK.unknown, reason: error.message });
   }
   entry.pending = false;
   entry.at = Date.now();
@@ -74,13 +76,13 @@ function shortId(id) {
 }
 
 function lastRunText({ runs, reused }) {
-  if (!runs.length) return "reused cached result, no new charge";
+  if (!runs.length) return t("badges.reusedCached");
   const costs = runs.map((run) => run.cost_usd);
-  const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : "cost not reported";
-  const which = runs.length === 1 ? shortId(runs[0].request_id) : `${runs.length} jobs`;
-  if (runs.every((run) => run.collected)) return `collected, no new charge · ${which}`;
-  if (reused && runs.every((run) => run.reused)) return `reused, no new charge · ${which}`;
-  return reused ? `reused, no new charge · last ${cost} · ${which}` : `last run ${cost} · ${which}`;
+  const cost = costs.every((c) => typeof c === "number") ? formatUsd(costs.reduce((a, b) => a + b, 0)) : t("badges.costNotReported");
+  const which = runs.length === 1 ? shortId(runs[0].request_id) : t("badges.jobs", { count: runs.length });
+  if (runs.every((run) => run.collected)) return t("badges.collected", { which });
+  if (reused && runs.every((run) => run.reused)) return t("badges.reused", { which });
+  return reused ? t("badges.reusedLast", { cost, which }) : t("badges.lastRun", { cost, which });
 }
 
 function currentInputs(node) {
@@ -96,7 +98,7 @@ function describePrice(node) {
   const state = node[STATE];
   if (state.last && inputsUnchanged(node, state.last.inputs)) return { text: state.last.text, look: LOOK.lastRun };
   state.last = null; // the inputs changed: from now on the badge is about the next run
-  return collects(node) ? { text: "free", look: LOOK.estimate } : estimateFor(node);
+  return collects(node) ? { text: t("badges.free"), look: LOOK.estimate } : estimateFor(node);
 }
 
 function findNode(id) {
@@ -133,15 +135,18 @@ const ourNodeTypes = new Set();
 
 app.registerExtension({
   name: "RunComfy.NanoBanana2.Badges",
+  async init() {
+    await translationsReady;
+  },
   async beforeRegisterNodeDef(nodeType, nodeData) {
-    if (nodeData?.category === NODE_CATEGORY) ourNodeTypes.add(nodeData.name);
+    if (nodeData?.name?.startsWith(NODE_PREFIX)) ourNodeTypes.add(nodeData.name);
   },
   async nodeCreated(node) {
     if (!ourNodeTypes.has(node.comfyClass ?? node.type)) return;
     node[STATE] = { last: null };
     node[STATE].badgeSources = [
       badgeSource(node, () => ({
-        text: collects(node) ? "RunComfy · collects a paid job" : "RunComfy · billed per image",
+        text: collects(node) ? t("badges.collectsPaidJob") : t("badges.billedPerImage"),
         look: LOOK.identity,
       })),
       badgeSource(node, () => describePrice(node)),
