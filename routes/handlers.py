@@ -7,6 +7,7 @@ learns whether one is set, where it comes from and whether RunComfy accepts it.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 from typing import Any, Callable, Mapping
@@ -27,7 +28,9 @@ from ..client.config.settings import (
 )
 from ..client.errors import ConfigurationError
 from ..client.pricing.model_info import ERROR, NO_TOKEN, OK, REJECTED, UNREACHABLE, ModelInfoCache, check_token
-from ..client.pricing.prices import read_pricing
+from ..client.job.jobs import shared_storage
+from ..client.ledger.fingerprint import account_fingerprint
+from ..client.pricing.estimate import Billed, estimate_job
 from ..client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
 from .guard import Refusal, answer, read_json_object, refusal_answer, refuse_cross_site
 
@@ -104,19 +107,23 @@ class PackRoutes:
         except ConfigurationError as exc:
             return answer({**result, "reason": str(exc)})
         lookup = await self.cache.get(settings, model_id)
-        if lookup.state != OK or lookup.info is None:
-            return answer({**result, "reason": lookup.message})
-        pricing = read_pricing(lookup.info, resolutions)
-        estimate = pricing.estimate(resolution, num_images)
+        info = lookup.info if lookup.state == OK else None
+        billed = await asyncio.to_thread(_last_billed, settings, self.env, model_id, resolution) if settings.token else None
+        estimate = estimate_job(info, resolutions, resolution, num_images, billed,
+                                unknown_reason=None if info is not None else lookup.message)
+        billed_at = estimate.billed_at.astimezone() if estimate.billed_at is not None else None
         return answer({
             **result,
-            "known": estimate is not None,
-            "estimate_usd": estimate,
-            "per_image_usd": dict(pricing.per_image_usd),
-            "basis": pricing.basis,
-            "price_unit": lookup.info.get("price_unit"),
-            "pricing_note": lookup.info.get("pricing_note"),
-            "reason": None if estimate is not None else pricing.reason,
+            "known": estimate.known,
+            "estimate_usd": estimate.usd,
+            "source": estimate.source,
+            "per_image_usd": estimate.per_image_usd,
+            "billed_on": billed_at.strftime("%m-%d") if billed_at else None,
+            "billed_at": billed_at.isoformat(timespec="minutes") if billed_at else None,
+            "varies_by_resolution": estimate.varies_by_resolution,
+            "price_unit": info.get("price_unit") if info is not None else None,
+            "pricing_note": estimate.pricing_note,
+            "reason": estimate.reason if estimate.source != "listed" else None,
         })
 
     # -- account -------------------------------------------------------------
@@ -232,3 +239,12 @@ class PackRoutes:
             return load_settings(self.env)
         except ConfigurationError as exc:
             raise Refusal(409, str(exc)) from None
+
+
+def _last_billed(settings: Settings, env: Mapping[str, str], model_id: str, resolution: str) -> Billed | None:
+    """What RunComfy last billed this account for ``model_id`` at ``resolution`` (the journal)."""
+    journal, _ = shared_storage(settings, env)
+    if journal is None:
+        return None
+    found = journal.last_billed(account_fingerprint(settings.base_url, settings.token or ""), model_id, resolution)
+    return Billed(*found) if found else None

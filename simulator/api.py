@@ -13,7 +13,7 @@ import json
 from typing import Any, Callable
 
 from .billing import Account, micros_to_usd, model_pricing, price_micros
-from .catalog import MODEL_IDS, input_schema
+from .catalog import MODEL_IDS, catalog_entry, input_schema
 from .files import file_urls
 from .jobs import CANCELLED, FINISHED, IN_QUEUE, COMPLETED, Job, JobStore, SubmitRefused, iso_utc
 from .options import Options
@@ -146,7 +146,7 @@ class Api:
             del body["output"]
         if options.result_model_id:
             body["model_id"] = job.model_id
-        if req.flag("include_cost"):
+        if req.flag("include_cost") and options.report_cost:
             body["cost"] = micros_to_usd(job.net_cost_micros(now))
         return json_reply(200, body)
 
@@ -187,7 +187,7 @@ class Api:
         account = self._model_caller(req, model_id, unknown_status=404)
         if isinstance(account, Reply):
             return account
-        body: dict[str, Any] = {"model_id": model_id, **model_pricing(self._options().pricing)}
+        body: dict[str, Any] = {"model_id": model_id, **catalog_entry(model_id), **model_pricing(self._options().pricing)}
         if req.flag("include_schema"):
             body["schema"] = input_schema(model_id)
         return json_reply(200, body)

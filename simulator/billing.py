@@ -20,11 +20,16 @@ PRICING_NOTE = (
     "Per output image, by resolution: 0.5K $0.06, 1K $0.08, 2K $0.12, 4K $0.16 "
     "(simulator prices, invented for testing)."
 )
+PLAIN_NOTE = (
+    "Billed per output image; the price varies by resolution (simulator note, prices invented for testing)."
+)
 _MODEL_PRICING: dict[str, dict[str, object]] = {
     # Options.pricing -> the price fields of GET /v1/models/{model_id}
     "by_resolution": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note": PRICING_NOTE},
     "flat": {"base_price_usd": FLAT_PRICE_USD, "price_unit": "output", "pricing_note":
              f"Per output image, any resolution: ${FLAT_PRICE_USD:.2f} (simulator price, invented for testing)."},
+    # RunComfy's catalog states a base price and a note in words (runcomfy-api.md): the default.
+    "plain": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note": PLAIN_NOTE},
     "prose": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note":
               "Priced per generated image; larger outputs cost more. See your RunComfy dashboard for current rates."},
     "base_only": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output"},

@@ -50,6 +50,18 @@ _SCHEMAS: dict[str, dict[str, Any]] = {
 }
 MODEL_IDS = tuple(_SCHEMAS)
 
+# What the catalog says of each model besides its price (runcomfy-api.md, "Model catalog").
+# The display names follow the model pages' titles; the categories are the pages' task.
+_ENTRIES: dict[str, dict[str, Any]] = {
+    TEXT_TO_IMAGE: {"display_name": "Nano Banana 2 Text to Image", "categories": ["text-to-image"]},
+    EDIT: {"display_name": "Nano Banana 2 Edit", "categories": ["image-to-image"]},
+}
+
+
+def catalog_entry(model_id: str) -> dict[str, Any]:
+    """``display_name`` and ``categories`` of a served model (KeyError for others)."""
+    return copy.deepcopy(_ENTRIES[model_id])
+
 
 def input_schema(model_id: str) -> dict[str, Any]:
     """A fresh copy of a served model's input schema (KeyError for others)."""

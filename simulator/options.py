@@ -21,7 +21,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "error_style": ("string", "object"),
     "output_style": ("images", "image", "both"),
     "cancel_body": ("both", "status", "outcome"),
-    "pricing": ("by_resolution", "flat", "prose", "base_only", "missing"),
+    "pricing": ("plain", "by_resolution", "flat", "prose", "base_only", "missing"),
 }
 
 
@@ -55,10 +55,15 @@ class Options:
     - ``max_file_bytes``: output files kept in memory; beyond it the oldest
       jobs' files expire (403), so a long benchmark cannot exhaust memory.
     - ``pricing``: what ``GET /v1/models/{id}`` says and what a submit bills
-      (see ``billing.py``): ``by_resolution`` (default), ``flat`` (one price
+      (see ``billing.py``): ``plain`` (default: a base price and a note in
+      words that the price varies by resolution, as RunComfy's catalog states
+      prices; billed by resolution), ``by_resolution`` (the note lists
+      ``<resolution> $<price>`` pairs), ``flat`` (one price
       per image whatever the resolution), ``prose`` (billed by resolution, the
       note in words no parser reads), ``base_only`` (no note), ``missing``
       (no price fields at all). Only ``flat`` changes what is billed.
+    - ``report_cost``: whether ``?include_cost=true`` adds ``cost`` to a result.
+      ``include_cost`` is not in RunComfy's docs: the real service may never report it.
     - ``input_rules``: refusals the docs do not state, opted into by name
       (``unknown_fields``, ``blank_prompt``, ``seed_int32``; see ``validation.py``).
     """
@@ -77,7 +82,8 @@ class Options:
     max_body_bytes: int = 64 * MIB
     file_wait_seconds: float = 30.0
     max_file_bytes: int = 1024 * MIB
-    pricing: str = "by_resolution"
+    pricing: str = "plain"
+    report_cost: bool = True
     input_rules: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:

@@ -112,6 +112,7 @@ def error_of(response: httpx.Response) -> str:
 
 @pytest.mark.parametrize("prefix", ["/api", ""])
 async def test_price_for_every_node_resolution_and_count_from_one_model_info_call_each(simulator, env, prefix):
+    simulator.configure(pricing="by_resolution")  # the structured note: a listed price per resolution
     env["RUNCOMFY_API_TOKEN"] = simulator.token
     async with serve(env) as editor:
         for node_type in handlers.NODE_MODELS:
@@ -121,7 +122,7 @@ async def test_price_for_every_node_resolution_and_count_from_one_model_info_cal
                                                 params={"node_type": node_type, "resolution": resolution, "num_images": count})
                     assert response.status_code == 200 and response.headers["Cache-Control"] == "no-store"
                     body = response.json()
-                    assert body["known"] is True and body["reason"] is None, body
+                    assert body["known"] is True and body["reason"] is None and body["source"] == "listed", body
                     assert body["estimate_usd"] == pytest.approx(billing.PRICES_USD[resolution] * count, abs=1e-9)
                     assert body["model_id"] == handlers.NODE_MODELS[node_type] and body["price_unit"] == "output"
     assert len(simulator.requests(route="model")) == len(handlers.NODE_MODELS), "one model-info call per model, shared"
@@ -158,8 +159,7 @@ async def test_offline_means_price_unknown(simulator, env):
 
 
 @pytest.mark.parametrize("model_info, reason", [
-    ({"base_price_usd": 0.08, "price_unit": "output", "pricing_note": "Price depends on resolution."},
-     "depends on resolution"),
+    ({"price_unit": "output", "pricing_note": "Price depends on resolution."}, "depends on resolution"),
     ({"base_price_usd": 0.02, "price_unit": "second", "pricing_note": ""}, "per 'second'"),
 ])
 async def test_a_pricing_note_the_pack_cannot_read_means_price_unknown(simulator, env, model_info, reason):
@@ -172,7 +172,8 @@ async def test_a_pricing_note_the_pack_cannot_read_means_price_unknown(simulator
     assert body["known"] is False and body["estimate_usd"] is None and reason in body["reason"]
 
 
-@pytest.mark.parametrize("pricing, known", [("prose", False), ("missing", False), ("base_only", True), ("flat", True)])
+@pytest.mark.parametrize("pricing, known", [("prose", True), ("plain", True), ("missing", False), ("base_only", True),
+                                            ("flat", True), ("by_resolution", True)])
 async def test_each_way_the_simulator_can_price_is_read_or_called_unknown(simulator, env, pricing, known):
     simulator.configure(pricing=pricing)
     env["RUNCOMFY_API_TOKEN"] = simulator.token
@@ -182,6 +183,9 @@ async def test_each_way_the_simulator_can_price_is_read_or_called_unknown(simula
     assert body["known"] is known
     if pricing == "flat":
         assert body["estimate_usd"] == pytest.approx(0.30)  # the simulator bills $0.10 an image at any resolution
+    if pricing in ("prose", "plain"):  # a note in words: the base price, said to vary by resolution
+        assert body["source"] == "base" and body["estimate_usd"] == pytest.approx(0.24)
+        assert body["varies_by_resolution"] is True and body["pricing_note"]
 
 
 @pytest.mark.parametrize("params, says", [
@@ -262,7 +266,8 @@ async def test_an_accepted_token_is_stored_privately_and_used_at_once(simulator,
     assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
     assert json.loads(config_path.read_text()) == {"download_hosts": ["cdn.example"], "reuse_results": False,
                                                    "api_token": simulator.token}
-    assert before["known"] is False and after["known"] is True and after["estimate_usd"] == pytest.approx(0.36)
+    assert before["known"] is False and after["known"] is True
+    assert after["estimate_usd"] == pytest.approx(3 * 0.08)  # the base price: the note is in words
 
 
 async def test_a_rejected_token_is_not_stored(simulator, env, config_path):
@@ -449,3 +454,35 @@ async def test_a_bug_is_a_json_500_not_a_page(simulator, env, monkeypatch):
         response = await editor.get(f"/api{PREFIX}/price", params={"node_type": "RunComfyNanoBanana2Edit",
                                                                    "resolution": "1K", "num_images": 1})
     assert response.status_code == 500 and "RuntimeError" in error_of(response)
+
+
+async def test_the_badge_against_a_plain_words_catalog_shows_the_base_then_what_was_billed_for_2k(
+        simulator, env, config_path):
+    """Issue 14.4: the real catalog's note is in words; once RunComfy billed a 2K job of this
+    account, that job's cost per image is the 2K estimate, with when it was billed."""
+    from helpers import jobs_for, settings_for
+
+    journal_module = pack_import("client.ledger.journal")
+    config_path.parent.mkdir(parents=True)
+    env["RUNCOMFY_API_TOKEN"] = simulator.token
+    ask = {"node_type": "RunComfyNanoBanana2TextToImage", "resolution": "2K", "num_images": 2}
+    async with serve(env) as editor:
+        before = (await editor.get(f"/api{PREFIX}/price", params=ask)).json()
+        journal = journal_module.Journal(config_path.parent / "journal.sqlite3")
+        runner = jobs_for(settings_for(simulator), journal=journal)
+        async with runner.client:
+            job = await runner.run("google/nano-banana-2/text-to-image",
+                                   {"prompt": "a lighthouse", "resolution": "2K", "num_images": 1})
+        after = (await editor.get(f"/api{PREFIX}/price", params=ask)).json()
+        other = (await editor.get(f"/api{PREFIX}/price", params={**ask, "resolution": "4K"})).json()
+    assert before["source"] == "base" and before["known"] is True
+    assert before["per_image_usd"] == pytest.approx(0.08) and before["varies_by_resolution"] is True
+    assert before["estimate_usd"] == pytest.approx(0.16) and "varies by resolution" in before["pricing_note"]
+    assert job.cost == pytest.approx(billing.PRICES_USD["2K"])  # the simulator bills 2K above the base price
+    assert after["source"] == "billed" and after["estimate_usd"] == pytest.approx(2 * billing.PRICES_USD["2K"])
+    assert after["billed_on"] == job_day(journal, job.request_id)
+    assert other["source"] == "base"  # nothing billed at 4K yet
+
+
+def job_day(journal: Any, request_id: str) -> str:
+    return journal.get(request_id).finished_at.astimezone().strftime("%m-%d")

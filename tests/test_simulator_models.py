@@ -37,14 +37,35 @@ def billed(sim: Any, resolution: str, num_images: int) -> float:
         return finished_result(sim, client, request_id, include_cost="true")["cost"]
 
 
-def test_default_model_info_states_the_prices_a_submit_bills(simulator: Any) -> None:
+def test_default_model_info_is_a_catalog_entry_with_a_note_in_plain_words(simulator: Any) -> None:
+    """As RunComfy's catalog (runcomfy-api.md): model_id, display_name, categories, a base price
+    per output image and a note in words; a submit is still billed by resolution."""
     info = model_info(simulator)
-    assert info == {"model_id": T2I, "base_price_usd": 0.08, "price_unit": "output", "pricing_note": DEFAULT_NOTE}
+    assert info == {"model_id": T2I, "display_name": "Nano Banana 2 Text to Image", "categories": ["text-to-image"],
+                    "base_price_usd": 0.08, "price_unit": "output", "pricing_note": billing.PLAIN_NOTE}
+    assert "varies by resolution" in info["pricing_note"] and "$" not in info["pricing_note"]
+    assert model_info(simulator, EDIT)["display_name"] == "Nano Banana 2 Edit"
+    assert billed(simulator, "2K", 1) == pytest.approx(0.12) and billed(simulator, "0.5K", 2) == pytest.approx(0.12)
+
+
+def test_the_structured_note_states_the_prices_a_submit_bills(simulator: Any) -> None:
+    simulator.configure(pricing="by_resolution")
+    info = model_info(simulator)
+    assert info["pricing_note"] == DEFAULT_NOTE and info["base_price_usd"] == 0.08
     stated = {res: float(usd) for res, usd in re.findall(r"(\d(?:\.\d)?K) \$(\d+\.\d+)", info["pricing_note"])}
     assert stated == {"0.5K": 0.06, "1K": 0.08, "2K": 0.12, "4K": 0.16}
     for resolution, usd in stated.items():
         assert billed(simulator, resolution, 3) == pytest.approx(3 * usd)
     assert info["base_price_usd"] == stated["1K"]  # the default resolution
+
+
+def test_a_simulator_that_reports_no_cost_leaves_it_out(simulator: Any) -> None:
+    simulator.configure(report_cost=False)
+    simulator.script_next_jobs("failed")
+    with api(simulator) as client:
+        request_id = submit(client, T2I, {"prompt": "p"})
+        assert "cost" not in finished_result(simulator, client, request_id, include_cost="true")
+    assert simulator.balance() < 100.0  # billed all the same
 
 
 def test_model_info_with_schema_is_read_only(simulator: Any) -> None:
@@ -66,7 +87,8 @@ def test_pricing_variants_and_what_they_bill(simulator: Any, pricing: str, field
     simulator.configure(pricing=pricing)
     info = model_info(simulator)
     note = info.pop("pricing_note", None)
-    assert info == {"model_id": T2I, **fields}
+    assert info == {"model_id": T2I, "display_name": "Nano Banana 2 Text to Image", "categories": ["text-to-image"],
+                    **fields}
     if pricing == "flat":
         assert note and "$0.10" in note and "any resolution" in note
     elif pricing == "prose":

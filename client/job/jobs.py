@@ -44,7 +44,7 @@ from ..ledger.journal import JobState as JournalState
 from .journey import Journey, collect_hint, despite_cancellation
 from ..limits import JOB_DEADLINE_SECONDS
 from .pacing import RunDurations
-from ..pricing.prices import Pricing, read_pricing
+from ..pricing.estimate import Billed, Estimate, estimate_job
 from ..model.request import JobRequest
 from ..transport.responses import JobResult, check_request_id
 from ..ledger.result_store import ResultStore
@@ -185,11 +185,8 @@ class Jobs:
         self, request: JobRequest, claim: Claim | None, report: UpdateCallback, stop: Stop, timeout: float,
         process: Callable[[bytes], Awaitable[T]],
     ) -> FinishedJob[T]:
-        try:
+        if claim is None or claim.entry is None:  # no journal: the limit was not checked by ``_claim``
             await self._check_spend_limit(request)
-        except SpendLimitError:
-            await self._journal_call("release", claim)
-            raise
         try:
             await stop.race(self._slots.acquire())
         except StopRequested:
@@ -265,47 +262,65 @@ class Jobs:
                 spend.record(journey.request_id, journey.cost)
 
     async def _check_spend_limit(self, request: JobRequest) -> None:
-        """Refuse before paying when this job's estimated price would pass the daily limit.
+        """Without a journal: refuse when this job's estimate alone passes the daily limit.
 
-        Today's spend is what RunComfy reported for this account's jobs since
-        local midnight (the journal); a price that cannot be known counts as 0.
+        With a journal the limit is checked by ``_claim``, in the same transaction
+        that records the job (see ``Journal.claim``).
         """
-        settings = self.client.settings
-        limit = settings.daily_spend_limit_usd
+        limit = self.client.settings.daily_spend_limit_usd
         if limit is None:
             return
-        spent = await self._journal_call("spent_today", self.account) or 0.0
-        price = await self._price(request)
-        if spent + (price or 0.0) <= limit:
-            return
-        this_job = f"this job (≈ ${price:.2f})" if price is not None else "another job"
-        raise SpendLimitError(
-            f"Refused before paying: {this_job} would pass your daily spend limit of ${limit:.2f} "
-            f"(RunComfy reported ${spent:.2f} spent today); raise or remove it in Settings > RunComfy "
-            f'or as "daily_spend_limit_usd" in {settings.config_path or "your RunComfy config file"}'
+        estimate = await self.estimate(request)
+        if estimate.usd is None or estimate.usd > limit + 1e-9:
+            raise self._over_limit(limit, 0.0, estimate)
+
+    def _over_limit(self, limit: float, spent: float, estimate: Estimate) -> SpendLimitError:
+        """The refusal of a job under the daily limit: what was counted, and how to go on."""
+        settings = self.client.settings
+        where = (f'raise or remove it in Settings > RunComfy or as "daily_spend_limit_usd" in '
+                 f'{settings.config_path or "your RunComfy config file"}')
+        if estimate.usd is None:
+            why = estimate.reason or "RunComfy states no price for it"
+            return SpendLimitError(
+                f"Refused before paying: your daily spend limit of ${limit:.2f} is on, but this job's price "
+                f"cannot be estimated ({why}), so it cannot be counted; {where}. Once RunComfy has "
+                f"reported the cost of one job at {estimate.resolution}, that figure is used"
+            )
+        return SpendLimitError(
+            f"Refused before paying: this job ({estimate.describe()}) would pass your daily spend limit of "
+            f"${limit:.2f} (${spent:.2f} spent today, jobs in flight and jobs RunComfy reported no cost for "
+            f"counted at their estimate); {where}"
         )
 
     async def estimated_price(self, request: JobRequest) -> float | None:
         """The price the daily limit check counts for this job (None: unknown); free to ask."""
-        return await self._price(request)
+        return (await self.estimate(request)).usd
 
-    async def _price(self, request: JobRequest) -> float | None:
-        """The estimated price of this job from the model info (cached a few minutes), or None."""
-        key = (self.client.settings.base_url, self.account, request.model_id)
-        expires, pricing = _PRICES.get(key, (0.0, None))
+    async def estimate(self, request: JobRequest) -> Estimate:
+        """What this job will cost and where that figure comes from (``pricing.estimate``):
+        the one estimate of the badge, the daily limit, a batch's total and the balance check.
+
+        Free: the model info is cached a few minutes, the journal is local.
+        """
+        model_id, resolution, count = request.kind
+        info, reason = await self._model_info(model_id)
+        billed = await self._journal_call("last_billed", self.account, model_id, resolution)
+        resolutions = get_schema(model_id).properties["resolution"]["enum"]
+        return estimate_job(info, resolutions, resolution, count, Billed(*billed) if billed else None,
+                            unknown_reason=reason)
+
+    async def _model_info(self, model_id: str) -> tuple[Mapping[str, Any] | None, str | None]:
+        """RunComfy's model info (cached a few minutes), or None and why it could not be had."""
+        key = (self.client.settings.base_url, self.account, model_id)
+        expires, answer = _PRICES.get(key, (0.0, (None, None)))
         if time.monotonic() >= expires:
             try:
-                info = await self.client.model_info(request.model_id)
-                resolutions = get_schema(request.model_id).properties["resolution"]["enum"]
-                pricing = read_pricing(info, resolutions)
+                answer = (await self.client.model_info(model_id), None)
             except RunComfyError as error:
-                log.info("No price for the daily limit check: %s", error)
-                pricing = None
-            _PRICES[key] = (time.monotonic() + PRICE_SECONDS, pricing)
-        if pricing is None:
-            return None
-        _, resolution, count = request.kind
-        return pricing.estimate(resolution, count)
+                log.info("No model info for a price estimate: %s", error)
+                answer = (None, f"RunComfy's model info could not be read: {error}")
+            _PRICES[key] = (time.monotonic() + PRICE_SECONDS, answer)
+        return answer
 
     async def _claim(self, request: JobRequest, reuse: bool, stop: Stop) -> Claim | None:
         """Ask the journal whether to reuse, resume or submit (None: no journal)."""
@@ -313,11 +328,19 @@ class Jobs:
             return None
         prompt = str(request.inputs.get("prompt", ""))
         is_stored = self.store.has if self.store is not None else None
+        _, resolution, count = request.kind
+        limit = self.client.settings.daily_spend_limit_usd
+        # Under a limit the job counts at its estimate from the moment it is recorded.
+        estimate = await self.estimate(request) if limit is not None else None
         while True:
             claim = await asyncio.to_thread(
                 self.journal.claim, request.fingerprint, self.account, model_id=request.model_id, prompt=prompt,
-                is_stored=is_stored, reuse=reuse, wait=0,
+                is_stored=is_stored, reuse=reuse, wait=0, resolution=resolution, num_images=count,
+                estimate=estimate.usd if estimate is not None else None, daily_limit=limit,
             )
+            if claim.action is Action.OVER_LIMIT:
+                assert estimate is not None and limit is not None
+                raise self._over_limit(limit, claim.spent_today or 0.0, estimate)
             # BUSY: another live run of the same inputs is submitting; wait for its request id
             # (the journal gives up its placeholder at the lease's end, so this ends).
             if claim.action is not Action.BUSY:
@@ -398,7 +421,7 @@ async def _submitdespite_cancellation(client: RunComfyClient, request: JobReques
 _PER_LOOP: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple, Jobs]]" = weakref.WeakKeyDictionary()
 _DURATIONS: dict[tuple[str, str], RunDurations] = {}
 _STORAGE: dict[Path, tuple[Journal, ResultStore]] = {}
-_PRICES: dict[tuple[str, str, str], tuple[float, Pricing | None]] = {}
+_PRICES: dict[tuple[str, str, str], tuple[float, tuple[Mapping[str, Any] | None, str | None]]] = {}
 PRICE_SECONDS = 300.0
 _storage_lock = threading.Lock()
 
@@ -421,7 +444,9 @@ def shared_jobs(settings: Settings) -> Jobs:
     return jobs
 
 
-def shared_storage(settings: Settings) -> tuple[Journal | None, ResultStore | None]:
+def shared_storage(
+    settings: Settings, env: Mapping[str, str] | None = None
+) -> tuple[Journal | None, ResultStore | None]:
     """The journal and result store in the user's data folder, one of each per process;
     the store's size cap follows ``settings`` (the config file's ``result_store_gib``).
 
@@ -429,7 +454,7 @@ def shared_storage(settings: Settings) -> tuple[Journal | None, ResultStore | No
     journal, with a warning: generation never stops because of it.
     """
     try:
-        folder = default_data_dir()
+        folder = default_data_dir() if env is None else default_data_dir(env)
     except ConfigurationError as error:
         log.warning("No job journal or result store: %s", error)
         return None, None

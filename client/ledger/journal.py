@@ -29,6 +29,7 @@ A run, in short::
     SUBMIT -> submit; record_submitted(claim, id) at once; refused: release(claim);
               answer lost: release(claim, maybe_sent=True)
     BUSY   -> do not submit; say another run of the same inputs is submitting
+    OVER_LIMIT -> do not submit; the daily limit (claim(daily_limit=...)) would pass
     then record_state(id, QUEUED/RUNNING/COMPLETED/..., cost) as RunComfy reports it,
     and record_files(id, digests) once every result file is in the store.
 
@@ -90,7 +91,9 @@ POLL_SECONDS = 0.25
 BUSY_TIMEOUT_SECONDS = 10.0
 """How long a write waits for another process's write (each holds the lock for milliseconds)."""
 PREVIEW_CHARS = 60
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2 added ``resolution``, ``num_images`` and ``estimate``: what a job counts against the daily
+spend limit until RunComfy reports its cost, and what a reported cost was for (learned prices)."""
 
 _SQLITE_CORRUPT = 11
 _SQLITE_NOTADB = 26
@@ -159,6 +162,10 @@ class Action(enum.Enum):
     BUSY = "busy"
     """Another live run holds a fresh placeholder for these inputs and the wait ended
     (``stop`` was set, or ``wait`` passed) before it recorded a request id. Do not submit."""
+    OVER_LIMIT = "over_limit"
+    """It would submit, but today's counted spend (``claim.spent_today``) plus this job's
+    estimate passes the daily limit, or the estimate is unknown while a limit is set.
+    Nothing was recorded: do not submit."""
 
 
 @dataclass(frozen=True)
@@ -192,10 +199,22 @@ class Claim:
     # Internal: which placeholder row this SUBMIT claim owns.
     row_id: int | None = field(default=None, repr=False, compare=False)
     token: str | None = field(default=None, repr=False, compare=False)
+    spent_today: float | None = None
+    """For OVER_LIMIT: the spend counted today when the limit was checked (see ``counted_today``)."""
 
     @property
     def request_id(self) -> str | None:
         return self.entry.request_id if self.entry else None
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    """What a SUBMIT placeholder records for the daily limit, and the limit to check it against."""
+
+    resolution: str | None
+    num_images: int | None
+    estimate: float | None
+    daily_limit: float | None
 
 
 def _utc(timestamp: float | None) -> datetime | None:
@@ -248,11 +267,44 @@ CREATE TABLE IF NOT EXISTS jobs (
     prompt_preview TEXT NOT NULL DEFAULT '',
     files TEXT,
     owner TEXT,
-    claim_token TEXT
+    claim_token TEXT,
+    resolution TEXT,
+    num_images INTEGER,
+    estimate REAL
 );
 CREATE INDEX IF NOT EXISTS jobs_by_inputs ON jobs (account, fingerprint);
 CREATE INDEX IF NOT EXISTS jobs_by_time ON jobs (created_at);
 """
+# Columns added after version 1, as (name, SQL type): added in place to an older journal.
+_ADDED_COLUMNS = (("resolution", "TEXT"), ("num_images", "INTEGER"), ("estimate", "REAL"))
+
+_COUNTED_COST = """CASE
+    WHEN cost IS NOT NULL THEN cost
+    WHEN state = 'cancelled' THEN 0.0
+    ELSE COALESCE(estimate, 0.0)
+END"""
+"""What one journal row counts against the daily limit: the cost RunComfy reported; else, for a
+job that may be billed (about to be sent, in flight, finished, failed, expired, abandoned), its
+estimate; a job cancelled while queued is not billed. A row without either counts 0: it was
+started while no limit was set (under a limit an unknown price is refused)."""
+
+
+def local_midnight(now: float | None = None) -> float:
+    """The start of today on this machine's clock (DST-aware), as a unix time.
+
+    A daily limit is what a person reads off their clock; RunComfy's billing
+    day is not documented. A job counts on the day it was submitted.
+    """
+    today = time.localtime(now)
+    return time.mktime((today.tm_year, today.tm_mon, today.tm_mday, 0, 0, 0, 0, 0, -1))
+
+
+def _counted_since(db: sqlite3.Connection, account: str, since: float) -> float:
+    row = db.execute(
+        f"SELECT COALESCE(SUM({_COUNTED_COST}), 0.0) FROM jobs WHERE account = ? AND created_at >= ?",
+        (account, since),
+    ).fetchone()
+    return float(row[0])
 
 
 def _entry(row: sqlite3.Row) -> Entry:
@@ -317,6 +369,10 @@ class Journal:
         reuse: bool = True,
         wait: float | None = None,
         stop: threading.Event | None = None,
+        resolution: str | None = None,
+        num_images: int | None = None,
+        estimate: float | None = None,
+        daily_limit: float | None = None,
     ) -> Claim:
         """Decide, atomically across processes, what a run of these inputs should do.
 
@@ -331,12 +387,23 @@ class Journal:
         placeholder's lease (at most ``lease_seconds``), after ``wait`` seconds if
         given, or when ``stop`` is set; BUSY then says: do not submit.
         ``reuse=False`` always submits (still journalled, for history and spend).
+
+        ``resolution``, ``num_images`` and ``estimate`` (USD) are kept with the
+        placeholder: the job counts at ``estimate`` until RunComfy reports its cost.
+        With ``daily_limit`` (USD), a SUBMIT is decided only if today's counted
+        spend plus ``estimate`` stays within it, in the same write transaction as
+        the placeholder, so concurrent runs (threads or processes) can never
+        all pass one check; otherwise, or when ``estimate`` is None, the answer
+        is OVER_LIMIT and nothing is recorded. Reusing and resuming are free and
+        never refused.
         """
         deadline = None if wait is None else time.monotonic() + max(0.0, wait)
         preview = preview_of(prompt)
 
+        plan = _Placeholder(resolution, num_images, estimate, daily_limit)
+
         def decide() -> Claim:
-            return self._claim_once(fingerprint, account, model_id, preview, is_stored, reuse)
+            return self._claim_once(fingerprint, account, model_id, preview, is_stored, reuse, plan)
 
         while True:
             claim = self._guarded("claim", decide, None)
@@ -364,6 +431,7 @@ class Journal:
         preview: str,
         is_stored: Callable[[str], bool] | None,
         reuse: bool,
+        plan: "_Placeholder",
     ) -> Claim:
         """One decision in one write transaction (BEGIN IMMEDIATE: no other claim interleaves)."""
         now = time.time()
@@ -397,11 +465,16 @@ class Journal:
                     return Claim(Action.RESUME, completed_first[0])
                 if live_placeholder is not None:
                     return Claim(Action.BUSY, live_placeholder)
+            if plan.daily_limit is not None:
+                spent = _counted_since(db, account, local_midnight(now))
+                if plan.estimate is None or spent + plan.estimate > plan.daily_limit + 1e-9:
+                    return Claim(Action.OVER_LIMIT, None, spent_today=round(spent, 6))
             token = secrets.token_hex(8)
             cursor = db.execute(
                 "INSERT INTO jobs (model_id, fingerprint, account, state, created_at, updated_at, prompt_preview, "
-                "owner, claim_token) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (model_id, fingerprint, account, JobState.SUBMITTING.value, now, now, preview, _owner_id(), token),
+                "owner, claim_token, resolution, num_images, estimate) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (model_id, fingerprint, account, JobState.SUBMITTING.value, now, now, preview, _owner_id(), token,
+                 plan.resolution, plan.num_images, plan.estimate),
             )
             row = db.execute("SELECT * FROM jobs WHERE id = ?", (cursor.lastrowid,)).fetchone()
             return Claim(Action.SUBMIT, _entry(row), row_id=cursor.lastrowid, token=token)
@@ -584,7 +657,9 @@ class Journal:
     def spent_since(self, since: datetime | float, account: str | None = None) -> float:
         """Sum of reported costs (USD) of entries created at or after ``since``.
 
-        Entries without a reported cost (in flight, or RunComfy did not say) count 0.
+        Entries without a reported cost (in flight, or RunComfy did not say) count 0 here:
+        this is what RunComfy reported. The daily limit counts them at their estimate
+        (``counted_today``).
         """
         start = since.timestamp() if isinstance(since, datetime) else float(since)
 
@@ -599,15 +674,38 @@ class Journal:
         return self._guarded("read", read, 0.0)
 
     def spent_today(self, account: str) -> float:
-        """Reported spend (USD) of ``account``'s jobs created since local midnight.
+        """Reported spend (USD) of ``account``'s jobs created since local midnight (``local_midnight``)."""
+        return self.spent_since(local_midnight(), account)
 
-        The user's own day, in this machine's time zone (DST-aware), because a
-        daily limit is what a person reads off their clock; RunComfy's billing
-        day is not documented. A job counts on the day it was submitted.
+    def counted_today(self, account: str) -> float:
+        """What the daily limit counts for ``account`` today: reported costs, and the estimate of
+        every job that may be billed but has no reported cost (see ``_COUNTED_COST``)."""
+
+        def read() -> float:
+            with self._read() as db:
+                return _counted_since(db, account, local_midnight())
+
+        return self._guarded("read", read, 0.0)
+
+    def last_billed(self, account: str, model_id: str, resolution: str) -> tuple[float, int, datetime] | None:
+        """The newest completed job of ``account`` and ``model_id`` at ``resolution`` whose cost
+        RunComfy reported: ``(cost USD, num_images, when it finished)``, or None.
+
+        What RunComfy billed this account is the best price there is when its
+        model info does not state one per resolution.
         """
-        today = time.localtime()
-        midnight = time.mktime((today.tm_year, today.tm_mon, today.tm_mday, 0, 0, 0, 0, 0, -1))
-        return self.spent_since(midnight, account)
+
+        def read() -> tuple[float, int, datetime] | None:
+            with self._read() as db:
+                row = db.execute(
+                    "SELECT cost, num_images, COALESCE(finished_at, updated_at) AS at FROM jobs "
+                    "WHERE account = ? AND model_id = ? AND resolution = ? AND state = ? AND cost IS NOT NULL "
+                    "AND cost > 0 AND num_images > 0 ORDER BY at DESC, id DESC LIMIT 1",
+                    (account, model_id, resolution, JobState.COMPLETED.value),
+                ).fetchone()
+            return None if row is None else (float(row["cost"]), int(row["num_images"]), _utc(row["at"]))
+
+        return self._guarded("read", read, None)
 
     # ------------------------------------------------------------ plumbing
 
@@ -652,7 +750,11 @@ class Journal:
                 db.execute("BEGIN IMMEDIATE")
                 for statement in filter(str.strip, _SCHEMA.split(";")):
                     db.execute(statement)
-                if db.execute("PRAGMA user_version").fetchone()[0] == 0:
+                present = {row[1] for row in db.execute("PRAGMA table_info(jobs)")}
+                for name, kind in _ADDED_COLUMNS:  # a journal written by an older version
+                    if name not in present:
+                        db.execute(f"ALTER TABLE jobs ADD COLUMN {name} {kind}")
+                if db.execute("PRAGMA user_version").fetchone()[0] < SCHEMA_VERSION:
                     db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
                 db.execute("COMMIT")
             except BaseException:

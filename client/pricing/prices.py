@@ -44,7 +44,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-__all__ = ["Pricing", "read_pricing"]
+__all__ = ["Pricing", "base_price_per_image", "mentions_resolution", "read_pricing"]
 
 _PER_OUTPUT_UNITS = {"output", "outputs", "image", "images", "output image", "output images"}
 _OTHER_TERMS = re.compile(
@@ -170,3 +170,21 @@ def _by_resolution(
         return _unknown("RunComfy's pricing note prices none of this model's resolutions")
     reason = f"RunComfy's pricing note gives no price for {', '.join(missing)}" if missing else None
     return Pricing(per_image_usd=known, basis="per output image, by resolution", reason=reason)
+
+
+def base_price_per_image(info: Mapping[str, Any]) -> float | None:
+    """``base_price_usd`` when it is a positive price per output image, else None.
+
+    Not a price for every resolution (``read_pricing`` decides that), but a
+    figure RunComfy states: the floor of what one image costs.
+    """
+    if not _is_per_output(info.get("price_unit")):
+        return None
+    return _positive_price(info.get("base_price_usd"))
+
+
+def mentions_resolution(note: Any) -> bool:
+    """Whether a pricing note says the price depends on resolution or size (in any words)."""
+    if not isinstance(note, str):
+        return False
+    return bool(_VARIATION.search(note) or _SIZE_WORDS.search(_ANY_SIZE.sub("", note)))
