@@ -454,3 +454,49 @@ def test_outlook_says_what_a_claim_would_decide_without_claiming(path):
     j.record_state("req-2", JobState.FAILED)
     assert j.outlook(other, ACCOUNT) is Action.SUBMIT
     assert [entry.request_id for entry in j.recent(10)] == ["req-2", "req-1"]  # looking wrote nothing
+
+
+def _submitted_at(j, number: int, estimate: float | None, *, limit: float | None = None, state=None, cost=None):
+    claim = j.claim(str(number) * 64, ACCOUNT, model_id="m", resolution="2K", num_images=2, estimate=estimate,
+                    daily_limit=limit)
+    if claim.action is Action.SUBMIT:
+        j.record_submitted(claim, f"req-{number}")
+        if state is not None:
+            j.record_state(f"req-{number}", state, cost)
+    return claim
+
+
+def test_the_limit_counts_estimates_until_a_cost_is_reported_and_nothing_for_a_queued_cancel(path):
+    states = JobState
+    j = Journal(path)
+    _submitted_at(j, 1, 0.24)  # in flight: its estimate
+    _submitted_at(j, 2, 0.24, state=states.COMPLETED, cost=0.30)  # reported: the cost
+    _submitted_at(j, 3, 0.24, state=states.COMPLETED)  # finished without a cost: keeps its estimate
+    _submitted_at(j, 4, 0.24, state=states.FAILED)  # may be billed: keeps its estimate
+    _submitted_at(j, 5, 0.24, state=states.CANCELLED)  # cancelled while queued: not billed
+    assert j.spent_today(ACCOUNT) == pytest.approx(0.30)
+    assert j.counted_today(ACCOUNT) == pytest.approx(0.24 + 0.30 + 0.24 + 0.24)
+    refused = _submitted_at(j, 6, 0.24, limit=1.2)
+    assert refused.action is Action.OVER_LIMIT and refused.spent_today == pytest.approx(1.02)
+    assert _submitted_at(j, 7, None, limit=100.0).action is Action.OVER_LIMIT  # an unknown price is never $0
+    assert _submitted_at(j, 8, 0.18, limit=1.2).action is Action.SUBMIT  # exactly at the limit is within it
+    assert len(j.recent(20)) == 6
+    assert j.last_billed(ACCOUNT, "m", "2K")[:2] == (0.30, 2) and j.last_billed(ACCOUNT, "m", "4K") is None
+
+
+def test_a_journal_of_the_first_version_gains_the_spend_columns_and_keeps_its_jobs(path):
+    path.parent.mkdir(parents=True)
+    old = sqlite3.connect(path)
+    old.executescript("""CREATE TABLE jobs (id INTEGER PRIMARY KEY, request_id TEXT UNIQUE, model_id TEXT NOT NULL,
+        fingerprint TEXT NOT NULL, account TEXT NOT NULL, state TEXT NOT NULL, created_at REAL NOT NULL,
+        updated_at REAL NOT NULL, finished_at REAL, cost REAL, prompt_preview TEXT NOT NULL DEFAULT '',
+        files TEXT, owner TEXT, claim_token TEXT); PRAGMA user_version = 1;""")
+    old.execute("INSERT INTO jobs (request_id, model_id, fingerprint, account, state, created_at, updated_at, cost) "
+                "VALUES ('req-old', 'm', ?, ?, 'completed', strftime('%s','now'), strftime('%s','now'), 0.5)",
+                (FP, ACCOUNT))
+    old.commit()
+    old.close()
+    j = Journal(path)
+    assert j.available and j.get("req-old").cost == 0.5
+    assert j.counted_today(ACCOUNT) == pytest.approx(0.5)
+    assert _submitted_at(j, 9, 0.1).action is Action.SUBMIT and j.counted_today(ACCOUNT) == pytest.approx(0.6)

@@ -112,3 +112,30 @@ def test_a_note_saying_resolution_does_not_matter_is_flat_and_a_hint_of_variatio
     assert result.known is known
     if known:
         assert result.estimate("4K", 2) == pytest.approx(0.20)
+
+
+# -- the one estimate (client/pricing/estimate.py) ---------------------------------------
+
+estimate_module = pack_import("client.pricing.estimate")
+
+
+def test_the_estimate_prefers_a_listed_price_then_what_was_billed_then_the_base_price():
+    from datetime import datetime, timezone
+
+    plain = info(billing.PLAIN_NOTE, base=0.08)
+    billed = estimate_module.Billed(0.24, 2, datetime(2026, 12, 3, 12, tzinfo=timezone.utc))
+    listed = estimate_module.estimate_job(info(billing.PRICING_NOTE, 0.08), RESOLUTIONS, "2K", 2, billed)
+    assert (listed.source, listed.usd) == ("listed", pytest.approx(0.24))
+    learned = estimate_module.estimate_job(plain, RESOLUTIONS, "2K", 3, billed)
+    assert (learned.source, learned.usd, learned.per_image_usd) == ("billed", pytest.approx(0.36), pytest.approx(0.12))
+    assert "billed for 2K on 12-0" in learned.describe()
+    base = estimate_module.estimate_job(plain, RESOLUTIONS, "2K", 3)
+    assert (base.source, base.usd, base.varies_by_resolution) == ("base", pytest.approx(0.24), True)
+    assert base.pricing_note == billing.PLAIN_NOTE
+    nothing = estimate_module.estimate_job({"price_unit": "output"}, RESOLUTIONS, "2K", 1)
+    assert nothing.source == "unknown" and nothing.usd is None and nothing.reason
+    per_second = estimate_module.estimate_job({"price_unit": "second", "base_price_usd": 0.02}, RESOLUTIONS, "1K", 1)
+    assert per_second.usd is None  # a price per second is not a price per image
+    offline = estimate_module.estimate_job(None, RESOLUTIONS, "2K", 1, billed, unknown_reason="offline")
+    assert offline.source == "billed"  # what RunComfy billed is known without asking it
+    assert estimate_module.estimate_job(None, RESOLUTIONS, "2K", 1, unknown_reason="offline").reason == "offline"
