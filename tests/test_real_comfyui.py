@@ -737,6 +737,7 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
     server = pack_import("simulator.server")
     with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
+        simulator.configure(pricing="by_resolution")  # these checks follow a listed price per resolution
         env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path),
                "RUNCOMFY_DATA_DIR": str(data_dir)}
         session = {"chromium": find_chromium(), "token": simulator.token, "nodes_2": nodes_2, "pack": PACK_NAME}

@@ -38,15 +38,31 @@ async function fetchPrice(entry, query) {
   try {
     const answer = await call("GET", `/price?${new URLSearchParams(query)}`);
     entry.known = answer.known;
-    entry.text = answer.known ? t("badges.priceEstimate", { price: formatUsd(answer.estimate_usd) }) : t("badges.priceUnknown");
+    entry.text = priceText(answer);
     entry.look = answer.known ? LOOK.estimate : LOOK.unknown;
     entry.reason = answer.reason;
+    entry.tooltip = answer.pricing_note ? t("badges.priceNote", { note: answer.pricing_note }) : answer.reason ?? "";
   } catch (error) {
-    Object.assign(entry, { known: false, text: t("badges.priceUnknown"), look: LOOK.unknown, reason: error.message });
+    Object.assign(entry, { known: false, text: t("badges.priceUnknown"), look: LOOK.unknown, reason: error.message,
+      tooltip: error.message });
   }
   entry.pending = false;
   entry.at = Date.now();
   redraw();
+}
+
+/** The badge text for a /price answer: a listed price, what RunComfy billed, the base price, or ``price ?``. */
+function priceText(answer) {
+  if (!answer.known) return t("badges.priceUnknown");
+  const price = formatUsd(answer.estimate_usd);
+  if (answer.source === "billed") {
+    return t("badges.priceBilled", { price, resolution: answer.resolution, date: answer.billed_on });
+  }
+  if (answer.source === "base") {
+    const perImage = formatUsd(answer.per_image_usd);
+    return answer.varies_by_resolution ? t("badges.priceBaseVaries", { price: perImage }) : t("badges.priceBase", { price: perImage });
+  }
+  return t("badges.priceEstimate", { price });
 }
 
 function forgetPrices() {
@@ -115,6 +131,7 @@ function onExecuted({ detail }) {
   // reused: every job's images came from the result store (the same inputs were paid for before)
   const last = { runs, reused: runs.every((run) => run.reused), inputs: sharedInputs(runs) };
   node[STATE].last = { ...last, text: lastRunText(last) };
+  prices.clear(); // a billed run may have taught the server a price for its resolution
   redraw();
 }
 

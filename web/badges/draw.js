@@ -78,17 +78,20 @@ export function badgeSource(node, describe) {
     }
     return shown;
   };
-  source.syncDom = () => patchDomBadge(node, texts, source());
+  source.syncDom = () => patchDomBadge(node, texts, source(), describe().tooltip);
   return source;
 }
 
-function patchDomBadge(node, oldTexts, badge) {
+/** Nodes 2.0 draws badges as DOM: the text is patched, and a tooltip (e.g. RunComfy's pricing note) set. */
+function patchDomBadge(node, oldTexts, badge, tooltip) {
   const root = document.querySelector(`[data-node-id="${CSS.escape(String(node.id))}"]`);
   if (!root) return; // the classic canvas: nothing in the DOM
   const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
   for (let text = walker.nextNode(); text; text = walker.nextNode()) {
     const shown = text.nodeValue.trim();
+    if (shown === badge.text && text.parentElement) text.parentElement.title = tooltip ?? "";
     if (shown === badge.text || !oldTexts.has(shown)) continue;
+    text.parentElement.title = tooltip ?? "";
     text.nodeValue = text.nodeValue.replace(shown, badge.text);
     text.parentElement.style.color = badge.fgColor;
     text.parentElement.style.backgroundColor = badge.bgColor;
