@@ -116,3 +116,20 @@ def test_node_categories_are_covered(pack):
     categories = json.loads((LOCALES / "en" / "main.json").read_text(encoding="utf-8"))["nodeCategories"]
     for cls in pack.NODE_CLASS_MAPPINGS.values():
         assert set(cls.CATEGORY.split("/")) <= set(categories)
+
+
+# Where the editor code puts a text on screen: each must come from t(), never an English literal.
+SHOWN_LITERAL = re.compile(
+    r"""(?:textContent\s*[:=]|placeholder\s*[:=]|setAttribute\("aria-label",|\bbutton\(|\bline\()\s*["'`]([^"'`]*)"""
+)
+
+
+def test_editor_code_shows_no_untranslated_literal():
+    """A word in a literal that lands on screen is English only: it must be a t() key instead."""
+    offenders = []
+    for js in (PACK / "web").rglob("*.js"):
+        for number, text in enumerate(js.read_text(encoding="utf-8").splitlines(), 1):
+            for literal in SHOWN_LITERAL.findall(text):
+                if re.search(r"[^\W\d_]", literal):
+                    offenders.append(f"{js.relative_to(PACK)}:{number}: {text.strip()}")
+    assert offenders == [], "texts shown without t():\n" + "\n".join(offenders)
