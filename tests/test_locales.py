@@ -133,3 +133,31 @@ def test_editor_code_shows_no_untranslated_literal():
                 if re.search(r"[^\W\d_]", literal):
                     offenders.append(f"{js.relative_to(PACK)}:{number}: {text.strip()}")
     assert offenders == [], "texts shown without t():\n" + "\n".join(offenders)
+
+
+DOCS = PACK / "web" / "docs"
+
+
+def test_a_help_page_per_node_in_every_editor_locale(pack):
+    """The editor asks /extensions/<pack>/docs/<Node>/<locale>.md first, then <Node>.md (English,
+    the fallback): so English lives in <Node>.md only and every other locale has its own page."""
+    for name in pack.NODE_CLASS_MAPPINGS:
+        assert (DOCS / f"{name}.md").is_file(), name
+        pages = sorted(p.stem for p in (DOCS / name).glob("*.md"))
+        assert pages == sorted(lang for lang in EDITOR_LOCALES if lang != "en"), name
+
+
+@pytest.mark.parametrize("lang", [lang for lang in EDITOR_LOCALES if lang != "en"])
+def test_translated_help_pages_document_every_input_output_and_choice(pack, lang):
+    titles = json.loads((LOCALES / lang / "nodeDefs.json").read_text(encoding="utf-8"))
+    for name, cls in pack.NODE_CLASS_MAPPINGS.items():
+        text = (DOCS / name / f"{lang}.md").read_text(encoding="utf-8")
+        assert text.startswith(f"# {titles[name]['display_name']}\n"), (lang, name)
+        for section in ("required", "optional"):
+            for input_name, spec in cls.INPUT_TYPES().get(section, {}).items():
+                assert f"`{input_name}`" in text, (lang, name, input_name)
+                if isinstance(spec[0], list):
+                    for choice in spec[0]:
+                        assert str(choice) in text, (lang, name, input_name, choice)
+        for output_name in cls.RETURN_NAMES:
+            assert f"`{output_name}`" in text, (lang, name, output_name)
