@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packloader import load_pack
+from tests.packloader import load_pack, pack_import
 
 PACK = Path(__file__).resolve().parents[1]
 LOCALES = PACK / "locales"
@@ -101,12 +101,13 @@ def test_english_covers_every_setting_and_its_category():
     assert {"RunComfy", *(i.split(".")[0] for i in ids)} <= set(categories)
 
 
-def test_english_covers_every_text_the_web_code_looks_up():
+def test_english_covers_every_text_the_web_code_and_the_server_look_up(pack):
     main = load("en", "main.json")
     used = set()
     for js in (PACK / "web").rglob("*.js"):
         used |= set(re.findall(r'\bt\("([\w.]+)"', js.read_text(encoding="utf-8")))
     assert used, "no t(...) calls found"
+    used |= pack_import("nodes.user_language").keys_used()
     known = {key.removeprefix("runcomfyNanoBanana2.") for key in main if key.startswith("runcomfyNanoBanana2.")}
     assert sorted(used - known) == [], "texts the editor shows without an English entry"
     assert sorted(known - used) == [], "English entries no code uses"
@@ -161,3 +162,14 @@ def test_translated_help_pages_document_every_input_output_and_choice(pack, lang
                         assert str(choice) in text, (lang, name, input_name, choice)
         for output_name in cls.RETURN_NAMES:
             assert f"`{output_name}`" in text, (lang, name, output_name)
+
+
+@pytest.mark.parametrize("lang", [lang for lang in EDITOR_LOCALES if lang != "en"])
+def test_translated_help_pages_quote_the_status_lines_the_node_shows(lang):
+    texts = pack_import("nodes.user_language")
+    for name in ("RunComfyNanoBanana2TextToImage", "RunComfyNanoBanana2Edit"):
+        page = (DOCS / name / f"{lang}.md").read_text(encoding="utf-8")
+        for key in ("submitted", "running", "cancelled", "notCancellable"):
+            assert f"`{texts.text(lang, f'status.{key}', id='<id>')}`" in page, (lang, name, key)
+        for key in ("noToken", "tokenRejected", "balanceTooLow", "safetyFilter", "gaveUpWaiting"):
+            assert texts.text(lang, f"errors.{key}") in page, (lang, name, key)
