@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.packloader import load_pack, pack_import
+from packloader import load_pack, pack_import
 
 PACK = Path(__file__).resolve().parents[1]
 LOCALES = PACK / "locales"
