@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..client import load_settings
-from ..client.errors import ConfigurationError
+from ..client.errors import ConfigurationError, RunComfyError
 from ..client.model.input_rules import prompt_problem
+from .user_language import in_user_language, user_locale
 
 CATEGORY = "RunComfy/Nano Banana 2"
 
@@ -32,8 +33,16 @@ class NanoBanana2Node:
     HIDDEN = {"unique_id": "UNIQUE_ID"}
 
     async def run(self, **inputs):
-        """ComfyUI's entry point: the outputs, plus the run's cost and request id for the editor."""
-        return (await self.generate(**inputs)).for_comfyui()
+        """ComfyUI's entry point: the outputs, plus the run's cost and request id for the editor.
+
+        An error the user meets gets a headline in the editor's language (request id and
+        RunComfy's reason unchanged); see ``user_language``.
+        """
+        try:
+            return (await self.generate(**inputs)).for_comfyui()
+        except RunComfyError as error:
+            in_user_language(error, user_locale())
+            raise
 
     @classmethod
     def VALIDATE_INPUTS(cls, prompt=None):

@@ -22,6 +22,7 @@ from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
 from .output import NodeOutput, widget_values
 from .result_images import ResultImage, decode_into, inspect_result, new_batch
+from .user_language import finished_line, headline_key, status_line, user_locale, with_headline
 from .workers import in_worker
 
 TICK_SECONDS = 0.1
@@ -33,10 +34,12 @@ Prepare = Callable[[Mapping[str, Any]], Awaitable[tuple[Mapping[str, Any], Seque
 
 
 class _Progress:
-    """Turns job updates into a progress bar and a status line with the request id."""
+    """Turns job updates into a progress bar and a status line with the request id, in ``locale``."""
 
-    def __init__(self, feedback: NodeFeedback) -> None:
+    def __init__(self, feedback: NodeFeedback, locale: str) -> None:
         self.feedback = feedback
+        self.locale = locale
+        self.last_stage: Stage | None = None
         self.expected_run = TYPICAL_RUN_SECONDS
         self.running_since: float | None = None
 
@@ -46,7 +49,8 @@ class _Progress:
             self.expected_run = update.expected_seconds or TYPICAL_RUN_SECONDS
         if update.stage in _STAGE_PROGRESS:
             self.feedback.progress(_STAGE_PROGRESS[update.stage])
-        self.feedback.status(update.describe())
+        self.last_stage = update.stage
+        self.feedback.status(status_line(update, self.locale))
 
     async def tick(self) -> None:
         """Advance the bar smoothly while the job runs (the API gives no percentage)."""
@@ -70,11 +74,14 @@ async def _to_tensor(results: Sequence[ResultImage]) -> tuple[torch.Tensor, tupl
     return batch, notes
 
 
+def _reused_from(job: FinishedJob) -> str | None:
+    return job.reused_at.astimezone().strftime("%Y-%m-%d %H:%M") if job.reused_at is not None else None
+
+
 def _describe_result(job: FinishedJob, images: torch.Tensor, *, collected: bool) -> str:
     count, height, width = images.shape[0], images.shape[1], images.shape[2]
     if job.reused_at is not None:
-        paid = job.reused_at.astimezone().strftime("%Y-%m-%d %H:%M")
-        price = f"reused the result of request {job.request_id} from {paid}, not billed again"
+        price = f"reused the result of request {job.request_id} from {_reused_from(job)}, not billed again"
     else:
         price = f"${job.cost:.3f}" if job.cost is not None else "cost not reported"
         if collected:
@@ -96,16 +103,20 @@ async def run_node(
     The token is required before the work starts; a Stop while it runs ends
     the node the way ComfyUI expects (no error popup) with what happened.
     """
+    locale = user_locale()
     jobs = shared_jobs(load_settings())
     feedback = NodeFeedback(node_id)
     stop = Stop(check=comfy_runtime.processing_interrupted)
-    progress = _Progress(feedback)
+    progress = _Progress(feedback, locale)
     ticker = asyncio.create_task(progress.tick())
     try:
         job, notes = await work(jobs, stop, progress)
     except (JobCancelledError, StopRequested) as exc:
         message = str(exc) if isinstance(exc, JobCancelledError) else NOTHING_SENT
         if stop.is_set():
+            cancelled = isinstance(exc, JobCancelledError)
+            key = headline_key(exc, progress.last_stage) if cancelled else "stoppedBeforeSubmit"
+            message = with_headline(locale, key, message)
             feedback.status(message)
             raise_interrupted(message)
         raise
@@ -122,7 +133,12 @@ async def run_node(
         ) from None
     info_lines = [_describe_result(job, images, collected=collected), *notes, *padding_notes]
     feedback.progress(1.0)
-    feedback.status(" · ".join(info_lines[:1] + list(padding_notes)))
+    shown = finished_line(
+        locale, info_lines[0], model_id=job.model_id, request_id=job.request_id, status=job.status, cost=job.cost,
+        reused_from=_reused_from(job), collected=collected, count=images.shape[0], width=images.shape[2],
+        height=images.shape[1],
+    )
+    feedback.status(" · ".join([shown, *padding_notes]))
     run = {
         "model_id": job.model_id, "request_id": job.request_id, "status": job.status, "cost_usd": job.cost,
         "reused": job.reused_at is not None, "collected": collected, "inputs": widget_values(inputs or {}),

@@ -17,7 +17,16 @@ ComfyUI process, a new browser profile): no token is pasted (it is saved
 already); each workflow is run once more with the same change to num_images,
 waiting for "reused" on the badge, and the spend of the new session is read.
 
-Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, pack, collect, restart, shots>'
+With ``locale`` (the editor's language already chosen: Comfy.Locale, and Nodes 2.0 when
+asked, are set on the server before the page opens, as a returning user has them; the token
+is in ComfyUI's environment): opens the first workflow and reads the node titles, widget
+labels and badges; searches the node library for each of ``searches``; reads Settings ->
+RunComfy; presses the editor's Run button (``run_label`` in that language), waits for the
+translated "last run" badge and reads every status line the node sent; screenshots the graph
+and the settings for docs/.
+
+Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, pack, collect, restart, shots,
+                                        locale, searches, run_label, last_run>'
 """
 
 from __future__ import annotations
@@ -72,6 +81,17 @@ IMAGES_SHOWN = """(names) => names.every(name => {
 PREVIEW_TEXT = """() => (window.app.rootGraph ?? window.app.graph).nodes.filter(n => n.type === 'PreviewAny')
     .map(n => (n.widgets ?? []).filter(w => w.name.startsWith('preview') && w.name !== 'preview_mode')
         .map(w => w.value).filter(v => typeof v === 'string' && v).join('\\n'))"""
+
+
+# What the editor shows of each node, in its language: title, widget labels, socket names, badges.
+NODE_TEXTS = """() => (window.app.rootGraph ?? window.app.graph).nodes.map(n => ({id: String(n.id), type: n.type,
+    title: n.title, widgets: Object.fromEntries((n.widgets ?? []).map(w => [w.name, w.label ?? w.name])),
+    inputs: Object.fromEntries((n.inputs ?? []).map(i => [i.name, i.label ?? i.localized_name ?? i.name])),
+    outputs: (n.outputs ?? []).map(o => o.label ?? o.localized_name ?? o.name),
+    badges: (n.badges ?? []).map(b => (typeof b === 'function' ? b() : b)?.text)}))"""
+# Every status line the server sent to a node ("progress_text" events), in order.
+LISTEN_FOR_STATUS = """() => { window.__statusTexts = [];
+    window.app.api.addEventListener('progress_text', ({detail}) => window.__statusTexts.push(detail)); }"""
 
 
 def close_greetings(page: Page) -> None:
@@ -273,6 +293,70 @@ def whole_request_id(badge: str, info: list[str]) -> str:
     return request_id
 
 
+def search_node_library(page: Page, query: str) -> list[str]:
+    """Double-click the empty canvas (the node search opens), type ``query``, read the results."""
+    box = page.evaluate("() => { const r = window.app.canvas.canvas.getBoundingClientRect();"
+                        " return [r.left, r.top, r.width, r.height]; }")
+    page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
+    page.get_by_role("option").first.wait_for(timeout=15000)
+    page.keyboard.type(query)
+    page.wait_for_timeout(1500)  # the list filters as one types; nothing to wait for but the typing
+    found = page.get_by_role("option").all_inner_texts()
+    page.keyboard.press("Escape")
+    page.get_by_role("option").first.wait_for(state="hidden", timeout=15000)
+    return found[:8]
+
+
+def localized_settings(page: Page) -> dict:
+    """Settings -> RunComfy as shown in the editor's language (opened with the editor's Ctrl+,)."""
+    page.keyboard.press("Control+Comma")
+    dialog = page.get_by_role("dialog")
+    dialog.first.wait_for(timeout=15000)
+    seen = {"panel": runcomfy_panel(page)}
+    seen["dialog_text"] = dialog.first.inner_text()
+    seen["buttons"] = page.locator("[data-testid^=runcomfy-] button").all_inner_texts()
+    return seen
+
+
+def localized_session(page: Page, config: dict, shots: Path) -> dict:
+    """What a user of the editor in ``config['locale']`` sees, and a run (see the module docstring)."""
+    locale = config["locale"]
+    seen: dict = {"locale": page.evaluate("() => window.app.extensionManager.setting.get('Comfy.Locale')"),
+                  "nodes_2": page.evaluate("() => window.app.extensionManager.setting.get('Comfy.VueNodes.Enabled')")}
+    page.evaluate(LISTEN_FOR_STATUS)
+    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
+                  json.loads(Path(config["workflows"][0]).read_text()))
+    seen["loaded"] = wait_for_prices(page, "≈ $")
+    # A seed of this session's own: ComfyUI would otherwise reuse another session's cached run.
+    page.evaluate("""([seed]) => { for (const n of (window.app.rootGraph ?? window.app.graph).nodes) {
+        const w = (n.widgets ?? []).find(w => w.name === 'seed'); if (w) { w.value = seed; w.callback?.(seed); } } }""",
+                  [config["seed"]])
+    seen["nodes"] = page.evaluate(NODE_TEXTS)
+    ours = [node["id"] for node in seen["nodes"] if node["type"].startswith("RunComfyNanoBanana2")]
+    if config["nodes_2"]:
+        seen["dom"] = page.evaluate(DOM_BADGES, ours)
+    seen["search"] = {query: search_node_library(page, query) for query in config["searches"]}
+    seen["settings"] = localized_settings(page)
+    page.screenshot(path=str(shots / f"settings-{locale}.png"))
+    page.keyboard.press("Escape")
+    page.get_by_test_id("runcomfy-token-source").wait_for(state="hidden", timeout=15000)
+    # Badges are drawn above the title: give the top row of nodes some room below the toolbar.
+    page.evaluate("() => { window.app.canvas.ds.offset[1] += 70; window.app.canvas.setDirty(true, true); }")
+    run = page.get_by_role("button", name=config["run_label"], exact=True)
+    seen["run_buttons"] = run.count()
+    before = saved_so_far(page)
+    run.first.click()
+    seen["after_run"] = wait_for_prices(page, config["last_run"], timeout=120000)
+    seen["images_shown"] = wait_for_saved_images(page, before)
+    page.wait_for_timeout(500)  # the last status line is drawn on the next frame
+    if config["nodes_2"]:
+        seen["after_run_dom"] = page.evaluate(DOM_BADGES, ours)
+    seen["status_texts"] = page.evaluate("() => window.__statusTexts")
+    seen["told_server"] = page.evaluate("() => window.app.api.getSetting('RunComfy.EditorLocale')")
+    page.screenshot(path=str(shots / f"edit-{locale}.png"))
+    return seen
+
+
 def main(config: dict) -> dict:
     shots = Path(config["shots"])
     shots.mkdir(parents=True, exist_ok=True)
@@ -295,6 +379,9 @@ def main(config: dict) -> dict:
             result["version"] = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
             result["comfy_org_user"] = page.evaluate(
                 "() => window.app.extensionManager?.user?.currentUser ?? null")
+            if config.get("locale"):
+                result["localized"] = localized_session(page, config, shots)
+                return result
             if config["nodes_2"]:
                 result["nodes_2"] = switch_on_nodes_2(page)
             if config.get("restart"):

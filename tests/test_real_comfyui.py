@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator, TypeVar
 import pytest
 
 from packloader import PACK_NAME, PACK_ROOT, pack_import
+from test_locales import EDITOR_LOCALES, flatten
 
 httpx = pytest.importorskip("httpx")
 Image = pytest.importorskip("PIL.Image")
@@ -519,6 +520,38 @@ def test_help_pages_are_served(comfy: ComfyUI):
         assert page.status_code == 200 and page.text.startswith("# "), f"{name}.md: {page.status_code}"
 
 
+def test_i18n_serves_all_14_locales_with_identical_key_sets(comfy: ComfyUI):
+    """ComfyUI's GET /i18n, as both editors load it: every editor locale, each with English's keys."""
+    served = comfy.http.get("/i18n").json()
+    assert set(EDITOR_LOCALES) <= set(served), sorted(set(EDITOR_LOCALES) - set(served))
+
+    def ours(tree: dict[str, Any]) -> set[str]:
+        parts = {
+            "nodeDefs": {k: v for k, v in tree.get("nodeDefs", {}).items() if k in (T2I, EDIT, RESULT)},
+            "settings": {k: v for k, v in tree.get("settings", {}).items() if k.startswith("RunComfy_")},
+            "main": {k: tree[k] for k in ("runcomfyNanoBanana2", "nodeCategories", "settingsCategories") if k in tree},
+        }
+        return set(flatten(parts))
+
+    english = ours(served["en"])
+    assert len(english) > 100 and any(key.startswith("nodeDefs.RunComfyNanoBanana2Edit.") for key in english)
+    for lang in EDITOR_LOCALES:
+        assert ours(served[lang]) == english, (lang, sorted(ours(served[lang]) ^ english)[:10])
+    assert served["fr"]["nodeDefs"][EDIT]["display_name"] != served["en"]["nodeDefs"][EDIT]["display_name"]
+
+
+def test_help_pages_are_served_in_every_editor_locale(comfy: ComfyUI):
+    """The editor asks for <Node>/<locale>.md first; English is <Node>.md (the fallback)."""
+    for name in (T2I, EDIT, RESULT):
+        for lang in EDITOR_LOCALES:
+            page = comfy.http.get(f"/extensions/{PACK_NAME}/docs/{name}/{lang}.md")
+            if lang == "en":
+                assert page.status_code == 404, "English is the fallback page, not a copy"
+                continue
+            title = json.loads((PACK_ROOT / "locales" / lang / "nodeDefs.json").read_text("utf-8"))[name]["display_name"]
+            assert page.status_code == 200 and page.text.startswith(f"# {title}\n"), (name, lang, page.status_code)
+
+
 def test_examples_convert_to_the_api_format(api_prompts: dict[str, dict[str, Any]]):
     for name, prompt in api_prompts.items():
         types = collections.Counter(node["class_type"] for node in prompt.values())
@@ -933,7 +966,143 @@ def test_the_token_is_in_no_editor_state_log_or_history(editor: EditorSession):
     for path in user_files:
         text = path.read_text(encoding="utf-8", errors="replace")
         assert token not in text, f"the token is in {path}"
-        if path.name == "comfy.settings.json":
-            assert "RunComfy." not in text, "a RunComfy entry went through the editor's settings store"
+        if path.name == "comfy.settings.json":  # only the language the pack's code shows (nodes/user_language.py)
+            stored = {key for key in json.loads(text) if key.startswith("RunComfy.")}
+            assert stored <= {"RunComfy.EditorLocale"}, "a RunComfy entry went through the editor's settings store"
     for path in (editor.base / "output").rglob("*.png"):
         assert token.encode() not in path.read_bytes()
+
+
+# ------------------------------------------------------------------ the editor in the user's language
+#
+# For each editor above: one ComfyUI (token in its environment), then one fresh browser profile per
+# language, with Comfy.Locale (and Nodes 2.0) already chosen on the server as a returning user has
+# them. tests/editor_session.py (``locale``) opens the edit example, searches the node library by
+# translated names, reads Settings -> RunComfy and presses the editor's Run button. The expected
+# texts are the pack's own locale files; the Run button's label is each editor's (menu.run).
+
+LOCALIZED = ("fr", "zh-TW", "zh", "ja")
+RIGHT_TO_LEFT = "ar"  # looked at in the screenshots (current editor only)
+RUN_LABEL = {"fr": "Exécuter", "zh-TW": "執行", "zh": "运行", "ja": "実行する", "ar": "تشغيل"}
+
+
+def locale_texts(lang: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """(nodeDefs, settings, the pack's main texts) of a shipped locale."""
+    folder = PACK_ROOT / "locales" / lang
+    read = lambda name: json.loads((folder / name).read_text(encoding="utf-8"))  # noqa: E731
+    main = read("main.json")
+    return read("nodeDefs.json"), read("settings.json"), {**main["runcomfyNanoBanana2"], "categories": main}
+
+
+def translated_part(title: str) -> str:
+    """What a user types to find a node in their language: its title without the brand words."""
+    return title.replace("Nano Banana 2", "").replace("(RunComfy)", "").replace("（RunComfy）", "").strip()
+
+
+@dataclasses.dataclass
+class LocalizedSessions:
+    seen: dict[str, dict[str, Any]]  # locale -> what its session saw
+    nodes_2: bool
+    settings_file: Path
+    sim: Any
+
+
+@pytest.fixture(scope="module", params=EDITORS)
+def localized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalizedSessions]:
+    which, nodes_2 = request.param
+    label = f"{which}-editor" + ("-nodes-2.0" if nodes_2 else "")
+    if which == "current" and not FRONTEND_ROOT:
+        pytest.skip("COMFYUI_FRONTEND_ROOT is not set: point it at an unzipped comfyui-frontend-package's "
+                    "comfyui_frontend_package/static to check the current editor too")
+    if not find_chromium():
+        pytest.skip("no Chromium found (set CHROMIUM_PATH)")
+    base = tmp_path_factory.mktemp(f"comfyui-localized-{label}")
+    extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
+    languages = LOCALIZED + ((RIGHT_TO_LEFT,) if (which, nodes_2) == ("current", False) else ())
+    server = pack_import("simulator.server")
+    with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
+        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_API_TOKEN": simulator.token,
+               "RUNCOMFY_CONFIG": str(base / "no-runcomfy-config.json"), "RUNCOMFY_DATA_DIR": str(base / "data")}
+        seen = {}
+        with running_comfyui(base, env, *extra) as comfy:
+            for index, lang in enumerate(languages):
+                for setting, value in (("Comfy.Locale", lang), ("Comfy.VueNodes.Enabled", nodes_2)):
+                    assert comfy.http.post(f"/settings/{setting}", json=value).status_code == 200
+                _, _, texts = locale_texts(lang)
+                titles = json.loads((PACK_ROOT / "locales" / lang / "nodeDefs.json").read_text("utf-8"))
+                seen[lang] = run_editor_session(comfy, {
+                    "url": comfy.url + "/", "chromium": find_chromium(), "token": "", "nodes_2": nodes_2,
+                    "pack": PACK_NAME, "workflows": [str(WORKFLOW_DIR / "nano_banana_2_edit.json")],
+                    "shots": str(base / "shots" / lang), "locale": lang, "seed": 500 + index,
+                    "searches": [translated_part(titles[name]["display_name"]) for name in (EDIT, T2I)],
+                    "run_label": RUN_LABEL[lang], "last_run": texts["badges"]["lastRun"].split("{cost}")[0] + "$",
+                }, f"{label} {lang}")
+                seen[lang]["shots"] = str(base / "shots" / lang)
+            settings_file = base / "user" / "default" / "comfy.settings.json"
+            yield LocalizedSessions(seen, nodes_2, settings_file, simulator)
+
+
+def test_node_titles_labels_and_badges_are_in_the_editors_language(localized: LocalizedSessions):
+    for lang, result in localized.seen.items():
+        seen = result["localized"]
+        assert seen["locale"] == lang and bool(seen["nodes_2"]) == localized.nodes_2
+        defs, _, texts = locale_texts(lang)
+        (node,) = [node for node in seen["nodes"] if node["type"] == EDIT]
+        expected = defs[EDIT]
+        assert node["title"] == expected["display_name"], (lang, node["title"])
+        for name, label in node["widgets"].items():
+            if name == "control_after_generate":  # the editor's own widget: 1.27 labels it from its own texts
+                continue
+            assert label == expected["inputs"][name]["name"], (lang, name, label)
+        assert node["outputs"] == [expected["outputs"][str(i)]["name"] for i in range(2)], (lang, node["outputs"])
+        (loaded,) = seen["loaded"]
+        assert loaded["badges"][-2] == texts["badges"]["billedPerImage"] and loaded["badges"][-1].startswith("≈ $")
+        (after,) = seen["after_run"]
+        assert after["badges"][-1].startswith(texts["badges"]["lastRun"].split("{cost}")[0] + "$"), after
+        if localized.nodes_2:  # what a person reads on the node (DOM)
+            shown = seen["after_run_dom"][after["id"]]
+            assert texts["badges"]["billedPerImage"] in shown and after["badges"][-1] in shown, shown
+        assert not [error for error in result["page_errors"] if "runcomfy" in error.lower()], result["page_errors"]
+
+
+def test_the_node_library_finds_the_nodes_by_their_translated_names(localized: LocalizedSessions):
+    for lang, result in localized.seen.items():
+        defs, _, _ = locale_texts(lang)
+        for name, (query, found) in zip((EDIT, T2I), result["localized"]["search"].items()):
+            titles = [text.strip().splitlines()[0].strip() for text in found if text.strip()]
+            assert defs[name]["display_name"] in titles, (lang, query, titles)
+
+
+def test_settings_runcomfy_is_in_the_editors_language(localized: LocalizedSessions):
+    for lang, result in localized.seen.items():
+        settings_seen = result["localized"]["settings"]
+        _, settings, texts = locale_texts(lang)
+        shown = settings_seen["dialog_text"]
+        for category in ("Account", "Spending"):
+            assert texts["categories"]["settingsCategories"][category] in shown, (lang, category)
+        for entry in settings.values():
+            assert entry["name"] in shown, (lang, entry["name"])
+        panel = settings_seen["panel"]
+        assert panel["runcomfy-token-check"] == texts["settings"]["checkValid"], panel
+        assert panel["runcomfy-token-source"] == texts["settings"]["sourceEnvironment"].replace(
+            "{variable}", "RUNCOMFY_API_TOKEN"), panel
+        keys = ("checkAndSave", "removeToken", "checkAgain", "refresh", "save", "noLimit")
+        assert settings_seen["buttons"] == [texts["settings"][key] for key in keys], settings_seen["buttons"]
+
+
+def test_a_run_succeeds_and_its_status_line_is_in_the_editors_language(localized: LocalizedSessions):
+    texts_of = pack_import("nodes.user_language")
+    for lang, result in localized.seen.items():
+        seen = result["localized"]
+        assert seen["run_buttons"] >= 1 and seen["images_shown"], (lang, seen["run_buttons"])
+        lines = [event["text"] for event in seen["status_texts"]]
+        request_id = submitted_id(localized.sim, seen["after_run"][0]["badges"][-1].rsplit(" · ", 1)[1])
+        assert texts_of.text(lang, "status.submitted", id=request_id) in lines, (lang, lines)
+        assert texts_of.text(lang, "status.running", id=request_id) in lines, (lang, lines)
+        price = f"${reported_job(localized.sim, request_id)['cost']:.3f}"
+        finished = texts_of.text(lang, "status.finished", model="google/nano-banana-2/edit · ", id=request_id,
+                                 status="completed", price=price, count=1, width=1024, height=1024)
+        assert lines[-1] == finished, (lang, lines[-1])
+        assert seen["told_server"] == lang, "the editor did not tell the server its language"
+    last = list(localized.seen)[-1]
+    assert json.loads(localized.settings_file.read_text())["RunComfy.EditorLocale"] == last

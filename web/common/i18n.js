@@ -6,12 +6,19 @@
  * load it). The language is the editor's own Comfy.Locale setting, read at each call so a
  * change shows at the next redraw; a missing text falls back to English, then to the key.
  * Placeholders are {name}, as in the editor's own vue-i18n messages.
+ *
+ * The server side words the node's status line and error headlines in the same
+ * language: it reads the user setting RunComfy.EditorLocale, which this module keeps
+ * equal to the language shown here (through ComfyUI's own /settings route), and falls
+ * back to Comfy.Locale, then English (nodes/user_language.py).
  */
 import { app } from "../../../scripts/app.js";
 import { api } from "../../../scripts/api.js";
 
 const NAMESPACE = "runcomfyNanoBanana2";
+const LANGUAGE_SETTING = "RunComfy.EditorLocale";
 let catalog = {};
+let toldServer; // the language the server last heard of; undefined until known
 
 /** Load the translations once; every extension of the pack awaits this in init(). */
 export const translationsReady = (async () => {
@@ -21,7 +28,22 @@ export const translationsReady = (async () => {
   } catch (error) {
     console.warn("[RunComfy] translations unavailable, showing English keys", error);
   }
+  try {
+    toldServer = (await api.getSetting(LANGUAGE_SETTING)) ?? null;
+  } catch {
+    toldServer = null;
+  }
+  tellServer(editorLocale());
 })();
+
+/** Store the shown language where the server reads it, once per change (a language switch included). */
+function tellServer(locale) {
+  if (toldServer === undefined || locale === toldServer) return;
+  toldServer = locale;
+  Promise.resolve(api.storeSetting(LANGUAGE_SETTING, locale)).catch((error) => {
+    console.warn("[RunComfy] cannot tell the server the editor's language; its messages stay English", error);
+  });
+}
 
 /** The editor's language as its locale code (fr, zh-TW, ...), else the browser's. */
 export function editorLocale() {
@@ -38,6 +60,7 @@ function lookup(locale, key) {
 /** The text for ``key`` in the editor's language, ``{name}`` filled from ``params``. */
 export function t(key, params = {}) {
   const locale = editorLocale();
+  tellServer(locale);
   const base = locale.split("-")[0];
   const text = lookup(locale, key) ?? lookup(base, key) ?? lookup("en", key) ?? key;
   return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));

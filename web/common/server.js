@@ -7,6 +7,7 @@
  * so the badges ask again for prices the settings panel may have changed.
  */
 import { api } from "../../../scripts/api.js";
+import { t } from "./i18n.js";
 
 export const ROUTES = "/runcomfy-nb2";
 
@@ -23,7 +24,7 @@ export async function call(method, path, body) {
   } catch {
     data = null;
   }
-  if (!response.ok) throw new Error(data?.error ?? `the ComfyUI server answered HTTP ${response.status}`);
+  if (!response.ok) throw new Error(data?.error ?? t("server.httpError", { status: response.status }));
   return data;
 }
 

@@ -9,6 +9,7 @@
  */
 import { app } from "../../../scripts/app.js";
 import { accountChanged, call, formatUsd, loadAccount } from "../common/server.js";
+import { t, translationsReady } from "../common/i18n.js";
 
 function element(tag, properties = {}, children = []) {
   const node = Object.assign(document.createElement(tag), properties);
@@ -53,18 +54,19 @@ function line(text, testId, color) {
   return span;
 }
 
+/** Each state of the token check: its text (looked up when shown, in the editor's language) and colour. */
 const CHECK_TEXT = {
-  valid: ["RunComfy accepts this token", "#3fb56f"],
-  rejected: ["RunComfy rejected this token", "#e5534b"],
-  unreachable: ["Cannot reach RunComfy to check the token", "#d99a26"],
-  no_token: ["No token set: the nodes cannot run", "#d99a26"],
-  error: ["Cannot check the token", "#e5534b"],
+  valid: [() => t("settings.checkValid"), "#3fb56f"],
+  rejected: [() => t("settings.checkRejected"), "#e5534b"],
+  unreachable: [() => t("settings.checkUnreachable"), "#d99a26"],
+  no_token: [() => t("settings.checkNoToken"), "#d99a26"],
+  error: [() => t("settings.checkError"), "#e5534b"],
 };
 
 function describeSource(token) {
-  if (token.source === "environment") return `Set by the ${token.variable} environment variable of ComfyUI`;
-  if (token.source === "config_file") return `Saved in ${token.config_path}`;
-  return "Not set";
+  if (token.source === "environment") return t("settings.sourceEnvironment", { variable: token.variable });
+  if (token.source === "config_file") return t("settings.sourceConfigFile", { path: token.config_path });
+  return t("settings.sourceNotSet");
 }
 
 function renderToken() {
@@ -76,15 +78,15 @@ function renderToken() {
     type: "password",
     autocomplete: "off",
     spellcheck: false,
-    placeholder: "Paste a new RunComfy API token",
+    placeholder: t("settings.tokenPlaceholder"),
   });
   input.dataset.testid = "runcomfy-token-input";
-  input.setAttribute("aria-label", "RunComfy API token");
+  input.setAttribute("aria-label", t("settings.tokenLabel"));
   input.style.cssText = "width:18rem";
   const message = line("", "runcomfy-token-message");
-  const save = button("Check and save", () => submit(), "runcomfy-token-save");
-  const remove = button("Remove saved token", () => removeToken(), "runcomfy-token-remove");
-  const recheck = button("Check again", () => show(loadAccount({ refresh: true })), "runcomfy-token-recheck");
+  const save = button(t("settings.checkAndSave"), () => submit(), "runcomfy-token-save");
+  const remove = button(t("settings.removeToken"), () => removeToken(), "runcomfy-token-remove");
+  const recheck = button(t("settings.checkAgain"), () => show(loadAccount({ refresh: true })), "runcomfy-token-recheck");
   const row = element("div", { style: "display:flex;gap:6px;flex-wrap:wrap;justify-content:flex-end" }, [save, remove, recheck]);
   root.append(source, check, detail, input, row, message);
   input.addEventListener("keydown", (event) => {
@@ -102,24 +104,24 @@ function renderToken() {
       const token = account.token;
       source.textContent = describeSource(token);
       const [text, color] = CHECK_TEXT[account.check?.state] ?? CHECK_TEXT.error;
-      check.textContent = text;
+      check.textContent = text();
       check.style.color = color;
       check.dataset.state = account.check?.state ?? "error";
       const notes = [];
       if (account.config_error) notes.push(account.config_error);
       else if (account.check && !["valid", "no_token"].includes(account.check.state)) notes.push(account.check.message);
       if (token.source === "environment") {
-        notes.push(`The environment variable wins over a saved token: change it where ComfyUI is started.`);
-        if (token.saved_in_file) notes.push(`A token is also saved in ${token.config_path} (unused while the variable is set).`);
+        notes.push(t("settings.environmentWins"));
+        if (token.saved_in_file) notes.push(t("settings.alsoSaved", { path: token.config_path }));
       }
       detail.textContent = notes.join(" ");
       const fromEnvironment = token.source === "environment";
       input.disabled = save.disabled = fromEnvironment;
-      input.placeholder = fromEnvironment ? `Set by ${token.variable}` : "Paste a new RunComfy API token";
+      input.placeholder = fromEnvironment ? t("settings.setBy", { variable: token.variable }) : t("settings.tokenPlaceholder");
       remove.disabled = !token.saved_in_file;
       recheck.disabled = !token.set;
     } catch (error) {
-      source.textContent = `Cannot load the account state: ${error.message}`;
+      source.textContent = t("settings.cannotLoadAccount", { error: error.message });
     }
   }
 
@@ -141,15 +143,15 @@ function renderToken() {
   async function submit() {
     const token = input.value;
     input.value = ""; // the secret leaves the page as soon as it is sent
-    message.textContent = "Checking the token with RunComfy…";
+    message.textContent = t("settings.checking");
     message.style.color = "";
     await send("POST", { token }, () => [
-      "Saved: RunComfy accepted the token. The nodes use it from their next run.", "#3fb56f",
+      t("settings.tokenSaved"), "#3fb56f",
     ]);
   }
 
   async function removeToken() {
-    await send("DELETE", {}, (answer) => [answer.removed ? "Removed the saved token." : "No token was saved.", ""]);
+    await send("DELETE", {}, (answer) => [answer.removed ? t("settings.tokenRemoved") : t("settings.noTokenSaved"), ""]);
   }
 
   show(loadAccount());
@@ -159,16 +161,16 @@ function renderToken() {
 function renderSpend() {
   const root = box("runcomfy-spend");
   const total = line("…", "runcomfy-spend-total");
-  const refresh = button("Refresh", () => show(loadAccount({ refresh: false })), "runcomfy-spend-refresh");
+  const refresh = button(t("settings.refresh"), () => show(loadAccount({ refresh: false })), "runcomfy-spend-refresh");
   root.append(total, refresh);
   async function show(promise) {
     try {
       const { spend } = await promise;
-      const jobs = spend.session_jobs === 1 ? "1 job" : `${spend.session_jobs} jobs`;
-      const missing = spend.jobs_without_cost ? `, ${spend.jobs_without_cost} without a reported cost` : "";
-      total.textContent = `${formatUsd(spend.session_total_usd)} reported by RunComfy for ${jobs} since ComfyUI started${missing}`;
+      const jobs = spend.session_jobs === 1 ? t("settings.oneJob") : t("badges.jobs", { count: spend.session_jobs });
+      const params = { total: formatUsd(spend.session_total_usd), jobs, missing: spend.jobs_without_cost };
+      total.textContent = spend.jobs_without_cost ? t("settings.spendLineMissing", params) : t("settings.spendLine", params);
     } catch (error) {
-      total.textContent = `Cannot load the session spend: ${error.message}`;
+      total.textContent = t("settings.cannotLoadSpend", { error: error.message });
     }
   }
   show(loadAccount());
@@ -179,7 +181,7 @@ function renderReuse() {
   const root = box("runcomfy-reuse");
   const toggle = element("input", { type: "checkbox" });
   toggle.dataset.testid = "runcomfy-reuse-toggle";
-  toggle.setAttribute("aria-label", "Reuse stored results of identical requests");
+  toggle.setAttribute("aria-label", t("settings.reuseLabel"));
   const message = line("", "runcomfy-reuse-message");
   root.append(toggle, message);
   toggle.addEventListener("change", async () => {
@@ -187,7 +189,7 @@ function renderReuse() {
     try {
       const { preferences } = await call("POST", "/preferences", { reuse_results: toggle.checked });
       toggle.checked = preferences.reuse_results;
-      message.textContent = "Saved.";
+      message.textContent = t("settings.saved");
     } catch (error) {
       message.textContent = error.message;
     }
@@ -202,20 +204,20 @@ function renderReuse() {
 
 function renderDailyLimit() {
   const root = box("runcomfy-limit");
-  const input = element("input", { type: "number", min: "0.01", step: "0.01", placeholder: "no limit" });
+  const input = element("input", { type: "number", min: "0.01", step: "0.01", placeholder: t("settings.limitPlaceholder") });
   input.dataset.testid = "runcomfy-limit-input";
-  input.setAttribute("aria-label", "Daily spend limit in US dollars");
+  input.setAttribute("aria-label", t("settings.limitLabel"));
   input.style.cssText = "width:8rem";
   input.addEventListener("keydown", (event) => event.stopPropagation());
-  const save = button("Save", () => store(input.value.trim() === "" ? null : Number(input.value)), "runcomfy-limit-save");
-  const off = button("No limit", () => store(null), "runcomfy-limit-off");
+  const save = button(t("settings.save"), () => store(input.value.trim() === "" ? null : Number(input.value)), "runcomfy-limit-save");
+  const off = button(t("settings.noLimit"), () => store(null), "runcomfy-limit-off");
   const message = line("", "runcomfy-limit-message");
   root.append(element("div", { style: "display:flex;gap:6px;align-items:center" }, ["US$", input, save, off]), message);
   async function store(value) {
     try {
       const { preferences } = await call("POST", "/preferences", { daily_spend_limit_usd: value });
       input.value = preferences.daily_spend_limit_usd ?? "";
-      message.textContent = preferences.daily_spend_limit_usd === null ? "Saved: no daily limit." : "Saved.";
+      message.textContent = preferences.daily_spend_limit_usd === null ? t("settings.savedNoLimit") : t("settings.saved");
     } catch (error) {
       message.textContent = error.message;
     }
@@ -254,5 +256,6 @@ app.registerExtension({
   ],
   async setup() {
     addStyles();
+    await translationsReady; // the entries render when the dialog opens; their texts are loaded by then
   },
 });
