@@ -21,6 +21,7 @@
         ├── JobTimeoutError       we stopped waiting; it may still finish and be billed
         └── ResultError           the job's result could not be collected
             └── DownloadError     ...because a file could not be fetched safely
+                └── CutFileError  ...because it arrived complete-looking but cut off [transient]
 
 ``transient`` marks the errors worth repeating a free call for. Messages are
 scrubbed of every registered secret before they are shortened or stored, so a
@@ -30,7 +31,7 @@ token cannot leak through ``str(exc)``, a log record or an error popup.
 from __future__ import annotations
 
 __all__ = [
-    "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError",
+    "APITimeoutError", "AuthenticationError", "ConfigurationError", "CutFileError", "DownloadError",
     "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
     "JobTimeoutError", "MissingTokenError", "NetworkError", "NotFoundError", "RateLimitedError",
     "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SpendLimitError", "SubmitNotSentError",
@@ -194,3 +195,17 @@ class DownloadError(ResultError):
     def __init__(self, message: str, *, transient: bool = False, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.transient = transient
+
+
+class CutFileError(DownloadError):
+    """A result file arrived whole as far as HTTP can tell, but its image ends early.
+
+    Usually a cut in transit that the next download mends; ``length`` and
+    ``sha256`` let the caller see when RunComfy serves the very same broken
+    bytes again and again, i.e. when its stored file itself is damaged.
+    """
+
+    def __init__(self, message: str, *, length: int, sha256: str, **kwargs) -> None:
+        super().__init__(message, transient=True, **kwargs)
+        self.length = length
+        self.sha256 = sha256

@@ -8,6 +8,7 @@ an image before anyone tries to decode them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -16,7 +17,7 @@ import httpx
 
 from .. import formats
 from ..config.settings import is_loopback_host
-from ..errors import DownloadError, shorten
+from ..errors import CutFileError, DownloadError, shorten
 from ..limits import MAX_RESULT_FILE_BYTES
 
 MAX_REDIRECTS = 3
@@ -130,9 +131,9 @@ async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPoli
         if kind is None:
             raise DownloadError(f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id)
         if not kind.complete(data):
-            raise DownloadError(
+            raise CutFileError(
                 f"The result file ({kind.name.upper()}, {len(data)} bytes) is cut off", request_id=request_id,
-                transient=True,
+                length=len(data), sha256=hashlib.sha256(data).hexdigest(),
             )
         return data
     raise DownloadError(f"Result download was redirected more than {MAX_REDIRECTS} times", request_id=request_id)
