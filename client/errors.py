@@ -2,7 +2,8 @@
 
     RunComfyError                 one line, says what to do, never holds a token
     ├── ConfigurationError        the local setup (token text, config file, base URL)
-    │   └── MissingTokenError     no token anywhere: nothing was sent
+    │   ├── MissingTokenError     no token anywhere: nothing was sent
+    │   └── ProxyRefusedError     the proxy turned the call away (e.g. HTTP 407): nothing reached RunComfy
     ├── RequestValidationError    inputs refused, here (nothing sent) or by RunComfy (400/422)
     ├── SpendLimitError           the daily spend limit would be passed: nothing sent
     ├── AuthenticationError       the token was rejected (401/403, error 400004)
@@ -33,7 +34,7 @@ from __future__ import annotations
 __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "CutFileError", "DownloadError",
     "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
-    "JobTimeoutError", "MissingTokenError", "NetworkError", "NotFoundError", "RateLimitedError",
+    "JobTimeoutError", "MissingTokenError", "NetworkError", "ProxyRefusedError", "NotFoundError", "RateLimitedError",
     "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SpendLimitError", "SubmitNotSentError",
     "SubmitOutcomeUnknownError", "redact", "register_secret", "shorten",
 ]
@@ -93,6 +94,11 @@ class ConfigurationError(RunComfyError):
 
 class MissingTokenError(ConfigurationError):
     """No API token could be found; nothing was sent."""
+
+
+class ProxyRefusedError(ConfigurationError):
+    """The configured proxy answered instead of RunComfy and refused the call (its
+    password, say, is wrong); the call never reached RunComfy, so nothing was billed."""
 
 
 class RequestValidationError(RunComfyError):
