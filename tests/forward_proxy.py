@@ -6,8 +6,10 @@ client sends to an HTTP proxy for an ``http://`` URL), forwards each to its
 origin in origin form with a ``Via`` header, from its own source address
 (``127.0.0.2`` by default, a different loopback address, so the origin's log
 shows who connected), and logs every request it handled. CONNECT is not
-needed: the simulator speaks plain http on loopback. With ``credentials``
-it answers ``407`` to requests without the matching ``Proxy-Authorization``.
+needed for the simulator (plain http on loopback): a CONNECT is answered
+403, so an ``https://`` URL shows how the client takes a refused tunnel. With
+``credentials`` it answers ``407`` to requests without the matching
+``Proxy-Authorization``.
 """
 
 from __future__ import annotations
@@ -57,6 +59,15 @@ class _Handler(BaseHTTPRequestHandler):
         proxy.record(self.command, self.path, 407 if not authorized else 400, authorized)
 
     do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
+
+    def do_CONNECT(self) -> None:
+        """A tunnel for an https:// URL: asked for credentials (407) or refused (403), never opened."""
+        proxy: ForwardProxy = self.server.proxy  # type: ignore[attr-defined]
+        authorized = proxy.credentials is None or self.headers.get("Proxy-Authorization") == proxy.expected_auth
+        status = 403 if authorized else 407
+        proxy.record("CONNECT", self.path, status, authorized)
+        headers = [] if authorized else [("Proxy-Authenticate", 'Basic realm="test"')]
+        self._answer(status, headers, b"no tunnels here")
 
     def _forward(self, target: Any, body: bytes, proxy: "ForwardProxy") -> None:
         upstream = http.client.HTTPConnection(target.hostname, target.port or 80, timeout=60,

@@ -24,6 +24,7 @@ errors = pack_import("client.errors")
 settings_module = pack_import("client.config.settings")
 proxy_module = pack_import("client.transport.proxy")
 model_info = pack_import("client.pricing.model_info")
+api_module = pack_import("client.transport.api")
 
 TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]
 pytestmark = pytest.mark.anyio
@@ -75,6 +76,15 @@ async def test_the_price_and_token_lookup_goes_through_the_proxy_too(account, pr
     lookup = await model_info.fetch_model_info(settings_module.load_settings(), T2I)
     assert lookup.state == model_info.OK
     assert [r.route for r in account.requests()] == ["model"]
+    assert_all_came_through(account, proxy)
+
+
+async def test_any_client_the_pack_makes_without_settings_uses_the_users_proxy(account, proxy, monkeypatch, tmp_path):
+    """The account calls (sign-in, balance) make their own client: it must still go through the proxy."""
+    write_config(monkeypatch, tmp_path, proxy=proxy.url)
+    async with api_module.new_http_client() as http:
+        response = await http.get(f"{account.url}/v1/models/{T2I}")
+    assert response.status_code in (200, 401)
     assert_all_came_through(account, proxy)
 
 
@@ -145,6 +155,26 @@ async def test_the_right_credentials_get_through(account, monkeypatch, tmp_path)
             await runner.run(T2I, SMALL)
         assert strict.requests and all(p.authorized and p.status == 200 for p in strict.requests)
         assert_all_came_through(account, strict)
+
+
+@pytest.mark.parametrize("credentials, status, error", [
+    (None, "HTTP 403 Forbidden", "SubmitNotSentError"),
+    (("alice", PASSWORD), "HTTP 407 Proxy Authentication Required", "ProxyRefusedError"),
+])
+async def test_a_refused_https_tunnel_is_named_and_nothing_was_sent(monkeypatch, tmp_path, credentials, status, error):
+    with ForwardProxy(credentials=credentials) as tunnel_refuser:
+        write_config(monkeypatch, tmp_path, proxy=tunnel_refuser.url)
+        settings = settings_module.load_settings({"RUNCOMFY_CONFIG": str(tmp_path / "config.json"),
+                                                  "RUNCOMFY_API_TOKEN": "test-token-1234"})
+        assert settings.base_url.startswith("https://")  # the real API: a CONNECT tunnel through the proxy
+        runner = jobs_for(settings)
+        async with runner.client:
+            with pytest.raises(getattr(errors, error)) as caught:
+                await runner.run(T2I, SMALL)
+        assert {p.method for p in tunnel_refuser.requests} == {"CONNECT"}
+        assert all(p.url == "model-api.runcomfy.net:443" for p in tunnel_refuser.requests)
+    message = str(caught.value)
+    assert status in message and tunnel_refuser.url in message and "\n" not in message
 
 
 # -- reading the settings -------------------------------------------------------------------

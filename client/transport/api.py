@@ -14,6 +14,7 @@ refusal such as ``RateLimitedError``), and sent but unanswered
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
@@ -210,7 +211,15 @@ class RunComfyClient:
         said = str(exc)
         if isinstance(exc, httpx.ProxyError) and "407" in said:
             return proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required", request_id=request_id)
-        what = "refused to open a connection" if isinstance(exc, httpx.ProxyError) else "cannot be reached"
+        what = "cannot be reached"
+        if isinstance(exc, httpx.ProxyError):
+            answer = f"HTTP {said}; " if re.match(r"\d{3} [\w -]{0,40}$", said) else ""
+            what = f"refused to open a connection ({answer}"
+            return kind(
+                f"The proxy {proxy} {what}{type(exc).__name__}); check it, or change it in Settings > RunComfy."
+                + (f" {tail}" if tail else ""),
+                request_id=request_id,
+            )
         return kind(
             f"The proxy {proxy} {what} ({type(exc).__name__}); check it, or change it in Settings > RunComfy."
             + (f" {tail}" if tail else ""),
