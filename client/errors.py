@@ -2,7 +2,8 @@
 
     RunComfyError                 one line, says what to do, never holds a token
     ├── ConfigurationError        the local setup (token text, config file, base URL)
-    │   └── MissingTokenError     no token anywhere: nothing was sent
+    │   ├── MissingTokenError     no token anywhere: nothing was sent
+    │   └── ProxyRefusedError     the proxy turned the call away (e.g. HTTP 407): nothing reached RunComfy
     ├── RequestValidationError    inputs refused, here (nothing sent) or by RunComfy (400/422)
     ├── SpendLimitError           the daily spend limit would be passed: nothing sent
     ├── AuthenticationError       the token was rejected (401/403, error 400004)
@@ -21,6 +22,7 @@
         ├── JobTimeoutError       we stopped waiting; it may still finish and be billed
         └── ResultError           the job's result could not be collected
             └── DownloadError     ...because a file could not be fetched safely
+                └── CutFileError  ...because it arrived complete-looking but cut off [transient]
 
 ``transient`` marks the errors worth repeating a free call for. Messages are
 scrubbed of every registered secret before they are shortened or stored, so a
@@ -30,9 +32,9 @@ token cannot leak through ``str(exc)``, a log record or an error popup.
 from __future__ import annotations
 
 __all__ = [
-    "APITimeoutError", "AuthenticationError", "ConfigurationError", "DownloadError",
+    "APITimeoutError", "AuthenticationError", "ConfigurationError", "CutFileError", "DownloadError",
     "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
-    "JobTimeoutError", "MissingTokenError", "NetworkError", "NotFoundError", "RateLimitedError",
+    "JobTimeoutError", "MissingTokenError", "NetworkError", "ProxyRefusedError", "NotFoundError", "RateLimitedError",
     "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SpendLimitError", "SubmitNotSentError",
     "SubmitOutcomeUnknownError", "redact", "register_secret", "shorten",
 ]
@@ -92,6 +94,11 @@ class ConfigurationError(RunComfyError):
 
 class MissingTokenError(ConfigurationError):
     """No API token could be found; nothing was sent."""
+
+
+class ProxyRefusedError(ConfigurationError):
+    """The configured proxy answered instead of RunComfy and refused the call (its
+    password, say, is wrong); the call never reached RunComfy, so nothing was billed."""
 
 
 class RequestValidationError(RunComfyError):
@@ -194,3 +201,17 @@ class DownloadError(ResultError):
     def __init__(self, message: str, *, transient: bool = False, **kwargs) -> None:
         super().__init__(message, **kwargs)
         self.transient = transient
+
+
+class CutFileError(DownloadError):
+    """A result file arrived whole as far as HTTP can tell, but its image ends early.
+
+    Usually a cut in transit that the next download mends; ``length`` and
+    ``sha256`` let the caller see when RunComfy serves the very same broken
+    bytes again and again, i.e. when its stored file itself is damaged.
+    """
+
+    def __init__(self, message: str, *, length: int, sha256: str, **kwargs) -> None:
+        super().__init__(message, transient=True, **kwargs)
+        self.length = length
+        self.sha256 = sha256

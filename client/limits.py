@@ -40,6 +40,10 @@ JOB_DEADLINE_SECONDS = 900.0
 DOWNLOAD_SECONDS = 300.0
 # ...each attempt at one file is given up after this long (a trickling host).
 FILE_SECONDS = 120.0
+# The very same cut-off bytes (same length and SHA-256) this many downloads
+# in a row mean RunComfy's stored file is damaged, not the transfer: retrying
+# for DOWNLOAD_SECONDS would only make the user wait for the same answer.
+SAME_CUT_LIMIT = 3
 # A cancel (after Stop or at the deadline) is retried for this long.
 CANCEL_SECONDS = 30.0
 # Just after a submit, RunComfy may not know the new request id yet: a 404 in

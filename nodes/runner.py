@@ -21,6 +21,7 @@ from ..client.job.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
 from .output import NodeOutput, widget_values
+from .output_checks import output_notes
 from .result_images import ResultImage, decode_into, inspect_result, new_batch
 from .user_language import finished_line, headline_key, status_line, user_locale, with_headline
 from .workers import in_worker
@@ -131,14 +132,15 @@ async def run_node(
             f"The job's results cannot be turned into an IMAGE batch: {error}; {collect_hint(job.request_id)}",
             request_id=job.request_id,
         ) from None
-    info_lines = [_describe_result(job, images, collected=collected), *notes, *padding_notes]
+    check_lines, warnings = output_notes(job.files, images, inputs or {})  # sizes asked vs got, duplicates
+    info_lines = [_describe_result(job, images, collected=collected), *notes, *padding_notes, *check_lines]
     feedback.progress(1.0)
     shown = finished_line(
         locale, info_lines[0], model_id=job.model_id, request_id=job.request_id, status=job.status, cost=job.cost,
         reused_from=_reused_from(job), collected=collected, count=images.shape[0], width=images.shape[2],
         height=images.shape[1],
     )
-    feedback.status(" · ".join([shown, *padding_notes]))
+    feedback.status(" · ".join([shown, *padding_notes, *warnings]))
     run = {
         "model_id": job.model_id, "request_id": job.request_id, "status": job.status, "cost_usd": job.cost,
         "reused": job.reused_at is not None, "collected": collected, "inputs": widget_values(inputs or {}),

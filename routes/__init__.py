@@ -17,9 +17,11 @@ log = logging.getLogger("runcomfy")
 def add_routes(table: Any, env: Mapping[str, str] = os.environ) -> Any:
     """Add the routes to an aiohttp ``RouteTableDef``; returns the object that serves them."""
     from .handlers import PackRoutes
+    from .proxy import ProxyRoutes
 
     routes = PackRoutes(env)
     routes.add_to(table)
+    ProxyRoutes(env).add_to(table)
     return routes
 
 

@@ -21,7 +21,7 @@ from .options import known_fields
 
 ROUTES = ("submit", "status", "result", "cancel", "model", "file", "any")
 GENERIC_KINDS = ("http_error", "ok_with_error_code", "json_body", "drop", "malformed_json", "delay", "hold", "redirect")
-FILE_KINDS = ("not_image", "oversize", "truncated", "slow", "trickle")
+FILE_KINDS = ("not_image", "oversize", "truncated", "cut", "slow", "trickle")
 KINDS = GENERIC_KINDS + FILE_KINDS
 
 MAX_SECONDS = 60.0
@@ -70,7 +70,10 @@ class FaultRule:
     - file route only: ``not_image`` (an HTML page, ``content_type``
       overridable), ``oversize`` (streams ``size`` bytes, at most and by
       default 64 MiB; ``chunked`` hides the length), ``truncated`` (announces
-      the full length, sends ``size`` bytes or half, then closes), ``slow``
+      the full length, sends ``size`` bytes or half, then closes), ``cut``
+      (a complete 200 whose body is only the file's first ``size`` bytes, or
+      half: a different ``size`` per rule is a cut that differs each time),
+      ``slow``
       (the real file spread over ``seconds``, default 5), ``trickle`` (``size``
       bytes, default 1, every ``seconds``, default 2, for as long as the
       client stays connected).

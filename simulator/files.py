@@ -88,6 +88,9 @@ def _distort(reply: Reply, fault: FaultRule) -> Reply:
     if fault.kind == "truncated":
         size = len(reply.body) // 2 if fault.size is None else min(fault.size, len(reply.body) - 1)
         return Reply(200, reply.body, reply.content_type, mode="truncate", size=max(size, 0))
+    if fault.kind == "cut":  # a whole answer, Content-Length and all, of a file that ends early
+        size = len(reply.body) // 2 if fault.size is None else min(fault.size, len(reply.body) - 1)
+        return Reply(200, reply.body[: max(size, 0)], reply.content_type, reply.headers)
     if fault.kind == "slow":  # the whole file in 50 pieces over ``seconds``
         seconds = DEFAULT_SLOW_SECONDS if fault.seconds is None else fault.seconds
         return Reply(200, reply.body, reply.content_type, reply.headers, mode="trickle",

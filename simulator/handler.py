@@ -29,7 +29,7 @@ class Transport:
     """What a ``Handler`` needs from its server: where answers come from, the
     current body limit, and the flag that ends slow answers on stop."""
 
-    respond: Callable[[str, str, Message, bytes, Reply | None], Reply]
+    respond: Callable[[str, str, Message, bytes, Reply | None, str | None], Reply]
     max_body_bytes: Callable[[], int]
     stopping: threading.Event
 
@@ -52,7 +52,8 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         transport: Transport = self.server.transport  # type: ignore[attr-defined]
         body, body_error = self._read_body(transport.max_body_bytes())
-        self._send(transport.respond(self.command, self.path, self.headers, body, body_error), transport.stopping)
+        peer = str(self.client_address[0]) if self.client_address else None
+        self._send(transport.respond(self.command, self.path, self.headers, body, body_error, peer), transport.stopping)
 
     do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = do_GET
 

@@ -27,7 +27,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, Mapping
 
 from .billing import Account, usd_to_micros
-from .images import DEFECTS, SIZES_1K
+from .images import DEFECTS, SCALE, SIZES_1K
 from .inputs import InputImage
 from .options import check_status_words, known_fields
 
@@ -75,6 +75,11 @@ class JobScript:
       first half of the render, served whole).
     - ``aspect_ratios``: image ``i`` gets ``aspect_ratios[i % n]`` instead of
       the asked ratio, so one job can mix orientations and sizes.
+    - ``output_resolution``: every image is rendered at this resolution
+      instead of the asked one (users saw 2K/4K asks come back at the 1K
+      size, e.g. 1376x768 for 16:9).
+    - ``identical_images``: every image of the job is the first one, pixel
+      for pixel (users saw ``num_images=2`` return one picture twice).
     """
 
     outcome: str = "completed"
@@ -90,8 +95,14 @@ class JobScript:
     output_urls: tuple[str, ...] | None = None
     file_content: str = "image"
     aspect_ratios: tuple[str, ...] | None = None
+    output_resolution: str | None = None
+    identical_images: bool = False
 
     def __post_init__(self) -> None:
+        if self.output_resolution is not None and self.output_resolution not in SCALE:
+            raise ValueError(f"output_resolution must be None or one of {tuple(SCALE)}")
+        if not isinstance(self.identical_images, bool):
+            raise ValueError("identical_images must be true or false")
         for name, choices in (("outcome", OUTCOMES), ("output", OUTPUTS), ("file_content", ("image", *DEFECTS))):
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")

@@ -3,7 +3,7 @@
 Tests assert on this log instead of on timing: how many submits were sent
 (a lost answer must never be re-submitted), whether a file download carried an
 Authorization header (it must not), which fault hit which request. It never
-holds a token, a header value or a query string, so it can be printed or
+holds a token, a header value (but a proxy's ``Via``) or a query string, so it can be printed or
 served to another process without leaking anything.
 """
 
@@ -19,7 +19,10 @@ from typing import Any
 @dataclass(frozen=True)
 class LogRecord:
     """One request. ``status`` is None when no answer was sent (a dropped
-    connection). ``time`` is seconds since the simulator started."""
+    connection). ``time`` is seconds since the simulator started. ``peer`` is
+    the address the request came from and ``via`` the ``Via`` header a
+    forwarding proxy added (not a secret; cut to 80 characters), so a test
+    can tell a request that came through a proxy."""
 
     time: float
     method: str
@@ -32,6 +35,8 @@ class LogRecord:
     fault: str | None = None
     account: str | None = None
     note: str | None = None
+    peer: str | None = None
+    via: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -52,8 +52,10 @@ class Router:
         self._api, self._files, self._control = api, files, control
         self._faults, self._log, self._base_url_for = faults, log, base_url_for
 
-    def respond(self, method: str, target: str, headers: Message, body: bytes, body_error: Reply | None) -> Reply:
-        """The answer to one request; ``body_error`` is a 413/400 the transport already decided."""
+    def respond(self, method: str, target: str, headers: Message, body: bytes, body_error: Reply | None,
+                peer: str | None = None) -> Reply:
+        """The answer to one request; ``body_error`` is a 413/400 the transport already decided;
+        ``peer``: the address the request came from (a proxy's, when one forwarded it)."""
         split = urlsplit(target)
         path = unquote(split.path)
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
@@ -82,6 +84,7 @@ class Router:
             method=method, path=path, route=route, status=None if reply.mode == "drop" else reply.status,
             request_id=req.request_id, model_id=req.model_id, auth_header_sent=req.auth_header_sent,
             fault=fault.kind if fault else None, account=req.account,
+            peer=peer, via=(headers.get("Via") or "")[:80] or None,
         )
         return reply
 

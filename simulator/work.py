@@ -116,7 +116,11 @@ class RenderPool:
         for index in range(job.num_images):
             if job.cancelled_mono is not None:
                 return
-            sizes.append(images.expected_size(ratios[index % len(ratios)], str(job.inputs.get("resolution", "1K")), first[1]))
+            resolution = job.script.output_resolution or str(job.inputs.get("resolution", "1K"))
+            sizes.append(images.expected_size(ratios[index % len(ratios)], resolution, first[1]))
+            if job.script.identical_images and files:
+                files.append(files[0])
+                continue
             seed = images.render_seed(str(job.inputs.get("prompt", "")), int(job.inputs.get("seed", 0)), index, digests)
             data = images.render(*sizes[-1], rng_seed=seed, output_format=str(job.inputs.get("output_format", "png")), base=base)
             files.append(data if job.script.file_content == "image" else images.defective(job.script.file_content, data))

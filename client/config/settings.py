@@ -77,6 +77,51 @@ def check_base_url(url: object, source: str = BASE_URL_VARIABLE) -> str:
     return url.strip().rstrip("/")
 
 
+PROXY_SCHEMES = ("http", "https")  # what httpx speaks without extra packages (no SOCKS)
+
+
+def check_proxy_url(url: object, source: str) -> str:
+    """A proxy URL httpx can use, or a one-line error naming ``source`` (never the password).
+
+    The URL's credentials are registered as secrets at once, so no later
+    message can leak them.
+    """
+    text = url.strip() if isinstance(url, str) else ""
+    try:
+        parts = urlsplit(text)
+        host, password = parts.hostname, parts.password
+        parts.port  # noqa: B018 - raises on a malformed port
+    except ValueError:
+        parts, host, password = None, None, None
+    register_secret(password)
+    if password:
+        register_secret(text)
+    if parts is None or parts.scheme.lower() not in PROXY_SCHEMES or not host or parts.path not in ("", "/") \
+            or parts.query or parts.fragment:
+        shown = "a proxy URL" if password else repr(text[:80])
+        raise ConfigurationError(
+            f"{source} = {shown} is not a proxy this pack can use: write http://host:port "
+            "(or http://user:password@host:port; https:// for a TLS proxy; SOCKS is not supported)"
+        )
+    return text.rstrip("/")
+
+
+def proxy_variables(env: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """The ``*_proxy`` variables of ``env``, names lower-cased, a lower-case name winning
+    over its upper-case twin (as urllib, and so httpx, read them)."""
+    found: dict[str, str] = {}
+    for lower_pass in (False, True):
+        for name, value in env.items():
+            lowered = name.lower()
+            if not lowered.endswith("_proxy") or (name == lowered) != lower_pass:
+                continue
+            if value.strip():
+                found[lowered] = value.strip()
+            elif lower_pass:
+                found.pop(lowered, None)
+    return tuple(sorted(found.items()))
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved configuration; ``token`` is kept out of ``repr``."""
@@ -89,6 +134,10 @@ class Settings:
     reuse_results: bool = True
     daily_spend_limit_usd: float | None = None
     result_store_bytes: int = 2 * 1024**3
+    # The config file's "proxy" (wins), and the environment's *_proxy variables
+    # as found at load time; both may hold a password, so neither is in repr.
+    proxy: str | None = field(default=None, repr=False)
+    proxy_environment: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     def __post_init__(self) -> None:
         register_secret(self.token)
@@ -171,7 +220,12 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
     store_gib = file_values.get("result_store_gib", 2)
     if isinstance(store_gib, bool) or not isinstance(store_gib, (int, float)) or not 0 <= store_gib < 1e6:
         raise ConfigurationError(f'"result_store_gib" in {config_path} must be a number of GiB (0 keeps nothing)')
+    proxy = file_values.get("proxy")
+    if proxy is not None and not isinstance(proxy, str):
+        raise ConfigurationError(f'"proxy" in {config_path} must be text: a URL such as "http://host:3128"')
     return Settings(
+        proxy=check_proxy_url(proxy, f'"proxy" in {config_path}') if proxy and proxy.strip() else None,
+        proxy_environment=proxy_variables(env),
         base_url=base_url,
         result_store_bytes=int(store_gib * 1024**3),
         token=token,

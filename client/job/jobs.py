@@ -435,7 +435,8 @@ def shared_jobs(settings: Settings) -> Jobs:
     loop = asyncio.get_running_loop()
     per_loop = _PER_LOOP.setdefault(loop, {})
     journal, store = shared_storage(settings)
-    key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts, id(journal))
+    key = (settings.base_url, settings.account_fingerprint(), settings.download_hosts, id(journal),
+           settings.proxy, settings.proxy_environment)  # a changed proxy needs a new client
     jobs = per_loop.get(key)
     if jobs is None:
         durations = _DURATIONS.setdefault(key[:2], RunDurations())

@@ -17,6 +17,7 @@ from typing import Awaitable, Callable, Hashable, TypeVar
 
 from ..transport.api import RunComfyClient
 from ..errors import (
+    CutFileError,
     DownloadError,
     JobBlockedError,
     JobCancelledError,
@@ -28,7 +29,7 @@ from ..errors import (
     shorten,
 )
 from ..ledger.journal import JobState as JournalState
-from ..limits import CANCEL_SECONDS, DOWNLOAD_SECONDS, FILE_SECONDS, NOT_FOUND_GRACE_SECONDS
+from ..limits import CANCEL_SECONDS, DOWNLOAD_SECONDS, FILE_SECONDS, NOT_FOUND_GRACE_SECONDS, SAME_CUT_LIMIT
 from .pacing import PollPacer, RunDurations
 from ..transport.responses import CancelOutcome, JobResult, Phase
 from ..transport.retry import RetryPolicy
@@ -113,7 +114,8 @@ class Journey:
         until = max(self.deadline, time.monotonic() + min(DOWNLOAD_SECONDS, self.timeout))
 
         async def one(number: int, url: str) -> T:
-            data = await self._free(lambda: self._download(url), until=until)
+            cuts: list[tuple[int, str]] = []  # the current streak of cut-off downloads of this file
+            data = await self._free(lambda: self._download_watching_cuts(url, number, cuts), until=until)
             try:
                 return await process(data)
             except RunComfyError:
@@ -140,6 +142,28 @@ class Journey:
         finally:
             for task in tasks:
                 task.cancel()
+
+    async def _download_watching_cuts(self, url: str, number: int, cuts: list[tuple[int, str]]) -> bytes:
+        """``_download``, but the same cut-off bytes ``SAME_CUT_LIMIT`` times in a row end the
+        retries at once: RunComfy's stored file is damaged, and waiting would not mend it."""
+        try:
+            return await self._download(url)
+        except CutFileError as cut:
+            seen = (cut.length, cut.sha256)
+            if cuts and cuts[-1] != seen:
+                cuts.clear()  # different bytes: a cut in transit, which may mend
+            cuts.append(seen)
+            if len(cuts) < SAME_CUT_LIMIT:
+                raise
+            raise DownloadError(
+                f"RunComfy's file for image {number} is damaged: it came cut off the same way ({cut.length} bytes, "
+                f"SHA-256 {cut.sha256[:12]}) {len(cuts)} times in a row. The job finished on RunComfy and "
+                f"is billed; {collect_hint(self.request_id)}",
+                request_id=self.request_id,
+            ) from None
+        except RunComfyError:
+            cuts.clear()
+            raise
 
     async def _download(self, url: str) -> bytes:
         """One attempt at one file, bounded in time and given up at Stop."""

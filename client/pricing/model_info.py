@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable, Mapping
 import httpx
 
 from ..transport.api import RunComfyClient, new_http_client
+from ..transport.proxy import ProxySetup
 from ..config.settings import Settings
 from ..errors import AuthenticationError, NetworkError, RateLimitedError, RunComfyError, ServerError
 from ..transport.retry import RetryPolicy
@@ -46,7 +47,7 @@ async def fetch_model_info(settings: Settings, model_id: str) -> Lookup:
     """Ask RunComfy once (with one retry) for ``model_id``'s info with ``settings``' token."""
     if not settings.token:
         return Lookup(NO_TOKEN, None, "No RunComfy API token is set", time.time())
-    http = new_http_client(max_connections=2, timeout=LOOKUP_TIMEOUT)
+    http = new_http_client(max_connections=2, timeout=LOOKUP_TIMEOUT, proxies=ProxySetup.from_settings(settings))
     try:
         info = await _ask(RunComfyClient(settings, http=http), model_id)
     except AuthenticationError as exc:

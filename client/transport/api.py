@@ -14,14 +14,18 @@ refusal such as ``RateLimitedError``), and sent but unanswered
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any, Mapping
 from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ..config.settings import Settings, is_loopback_host
+from ..config.settings import Settings, is_loopback_host, load_settings
 from .download import DownloadPolicy, download_image
-from ..errors import APITimeoutError, NetworkError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError
+from ..errors import (
+    APITimeoutError, NetworkError, ProxyRefusedError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError,
+)
+from .proxy import ProxySetup
 from .responses import (
     CancelOutcome,
     JobResult,
@@ -49,14 +53,37 @@ USER_AGENT = "ComfyUI-RunComfy-NanoBanana2/0.1 (+httpx)"
 DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=60.0, write=120.0, pool=60.0)
 
 
-def new_http_client(max_connections: int = 32, timeout: httpx.Timeout = DEFAULT_TIMEOUT) -> httpx.AsyncClient:
-    """The one HTTP client: no default auth header, so downloads never carry the token."""
+def new_http_client(
+    max_connections: int = 32, timeout: httpx.Timeout = DEFAULT_TIMEOUT, *, proxies: ProxySetup | None = None
+) -> httpx.AsyncClient:
+    """The one HTTP client: no default auth header, so downloads never carry the token.
+
+    ``proxies``: the user's proxy rules (``proxy.py``); when not given they are
+    read from the settings now, so every client the pack makes, for the API,
+    result files or the account, goes through the user's proxy.
+    """
+    if proxies is None:
+        proxies = ProxySetup.from_settings(load_settings())
+    limits = httpx.Limits(max_connections=max_connections, max_keepalive_connections=16)
     return httpx.AsyncClient(
         timeout=timeout,
-        limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=16),
+        limits=limits,
         headers={"User-Agent": USER_AGENT},
         follow_redirects=False,
-        trust_env=False,
+        trust_env=False,  # the proxy variables are read by ProxySetup; nothing else of the environment
+        mounts=proxies.mounts(limits),
+    )
+
+
+def proxy_refusal(proxy: str, status: str, *, request_id: str | None = None) -> ProxyRefusedError:
+    """The error for a proxy that turned a call away (``status``: its answer, e.g. "HTTP 407")."""
+    if "407" in status:
+        advice = "it wants a user name and password: write them in the proxy URL (http://user:password@host:port)"
+    else:
+        advice = "check the proxy, or change it in Settings > RunComfy"
+    return ProxyRefusedError(
+        f"The proxy {proxy} refused the call ({status}); {advice}. Nothing reached RunComfy",
+        request_id=request_id,
     )
 
 
@@ -70,7 +97,8 @@ class RunComfyClient:
     def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
         self.settings = settings
         self._auth = {"Authorization": f"Bearer {settings.require_token()}"}
-        self._http = http or new_http_client()
+        self.proxies = ProxySetup.from_settings(settings)
+        self._http = http or new_http_client(proxies=self.proxies)
         self._owns_http = http is None
         api_host = urlsplit(settings.base_url).hostname or ""
         self.download_policy = DownloadPolicy(api_host=api_host, extra_hosts=settings.download_hosts)
@@ -91,15 +119,22 @@ class RunComfyClient:
         """Send one billed job (``body``: the JSON inputs), exactly once; its request id."""
         url = f"{self.settings.base_url}/v1/models/{quote(model_id)}"
         headers = {"Content-Type": "application/json", **self._auth}
+        proxy = self.proxies.name_for(url)
         try:
             response = await self._http.post(url, content=body, headers=headers)
+        except httpx.ProxyError as exc:  # the proxy would not open a tunnel: nothing left this machine's proxy
+            raise self._proxy_failure(proxy or "in use", exc, SubmitNotSentError, "Nothing was submitted") from None
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            if proxy:
+                raise self._proxy_failure(proxy, exc, SubmitNotSentError, "Nothing was submitted") from None
             raise SubmitNotSentError(
                 f"Cannot reach RunComfy at {self.settings.base_url} ({type(exc).__name__}); "
                 "check your connection. Nothing was submitted"
             ) from None
         except httpx.HTTPError as exc:
             raise _outcome_unknown(model_id, type(exc).__name__) from None
+        if proxy and response.status_code == 407:
+            raise proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required")
         if response.status_code >= 500:
             raise _outcome_unknown(model_id, f"HTTP {response.status_code}")
         try:
@@ -132,16 +167,26 @@ class RunComfyClient:
 
     async def download(self, url: str, *, request_id: str | None = None) -> bytes:
         """One result file, by the rules of ``DownloadPolicy`` and without the token."""
-        return await download_image(self._http, url, self.download_policy, request_id=request_id)
+        return await download_image(
+            self._http, url, self.download_policy, request_id=request_id, proxy=self.proxies.name_for(url)
+        )
 
     async def _call(
         self, method: str, path: str, request_id: str | None, params: Mapping[str, str] | None = None
     ) -> Mapping[str, Any]:
         """One free call: its JSON object, or the typed error it stands for."""
+        url = f"{self.settings.base_url}{path}"
+        proxy = self.proxies.name_for(url)
         try:
-            response = await self._http.request(
-                method, f"{self.settings.base_url}{path}", headers=self._auth, params=params
-            )
+            response = await self._http.request(method, url, headers=self._auth, params=params)
+        except httpx.ProxyError as exc:
+            raise self._proxy_failure(proxy or "in use", exc, NetworkError, "", request_id) from None
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            if proxy:
+                raise self._proxy_failure(proxy, exc, NetworkError, "", request_id) from None
+            raise NetworkError(
+                f"Lost the connection to RunComfy ({type(exc).__name__})", request_id=request_id
+            ) from None
         except httpx.TimeoutException as exc:
             raise APITimeoutError(
                 f"RunComfy did not answer in time ({type(exc).__name__})", request_id=request_id
@@ -150,7 +195,36 @@ class RunComfyClient:
             raise NetworkError(
                 f"Lost the connection to RunComfy ({type(exc).__name__})", request_id=request_id
             ) from None
+        if proxy and response.status_code == 407:
+            raise proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required", request_id=request_id)
         return self._payload(response, request_id)
+
+    @staticmethod
+    def _proxy_failure(
+        proxy: str, exc: httpx.HTTPError, kind: type[NetworkError], tail: str, request_id: str | None = None
+    ) -> NetworkError | ProxyRefusedError:
+        """A call that failed at the proxy: refused (407: the same next time) or not reachable (may mend).
+
+        httpx's own text is kept out (it may quote the proxy URL); only its
+        status, when the proxy gave one, is used.
+        """
+        said = str(exc)
+        if isinstance(exc, httpx.ProxyError) and "407" in said:
+            return proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required", request_id=request_id)
+        what = "cannot be reached"
+        if isinstance(exc, httpx.ProxyError):
+            answer = f"HTTP {said}; " if re.match(r"\d{3} [\w -]{0,40}$", said) else ""
+            what = f"refused to open a connection ({answer}"
+            return kind(
+                f"The proxy {proxy} {what}{type(exc).__name__}); check it, or change it in Settings > RunComfy."
+                + (f" {tail}" if tail else ""),
+                request_id=request_id,
+            )
+        return kind(
+            f"The proxy {proxy} {what} ({type(exc).__name__}); check it, or change it in Settings > RunComfy."
+            + (f" {tail}" if tail else ""),
+            request_id=request_id,
+        )
 
     @staticmethod
     def _payload(response: httpx.Response, request_id: str | None = None) -> Mapping[str, Any]:

@@ -8,6 +8,7 @@ an image before anyone tries to decode them.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
@@ -16,7 +17,7 @@ import httpx
 
 from .. import formats
 from ..config.settings import is_loopback_host
-from ..errors import DownloadError, shorten
+from ..errors import CutFileError, DownloadError, shorten
 from ..limits import MAX_RESULT_FILE_BYTES
 
 MAX_REDIRECTS = 3
@@ -87,12 +88,18 @@ def _origin(url: str) -> tuple[str, str | None, int | None]:
     return parts.scheme, parts.hostname, parts.port or {"http": 80, "https": 443}.get(parts.scheme)
 
 
-async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPolicy, *, request_id: str | None = None) -> bytes:
+async def download_image(
+    http: httpx.AsyncClient, url: str, policy: DownloadPolicy, *, request_id: str | None = None,
+    proxy: str | None = None,
+) -> bytes:
     """Fetch one result file into memory, enforcing ``policy`` at every hop.
 
     ``DownloadError.transient`` tells what may go better a moment later (a
     server error, a broken connection, a cut-off body) from what will not.
+    ``proxy``: the proxy the download goes through, named (password hidden)
+    when it is the one that failed.
     """
+    through = f" through the proxy {proxy}" if proxy else ""
     current = policy.check_url(url, request_id)
     for _ in range(MAX_REDIRECTS + 1):
         try:
@@ -107,6 +114,12 @@ async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPoli
                         )
                     current = policy.check_url(target, request_id)
                     continue
+                if proxy and response.status_code == 407:
+                    raise DownloadError(
+                        f"The proxy {proxy} refused the result download (HTTP 407 Proxy Authentication "
+                        "Required); write its user name and password in the proxy URL",
+                        request_id=request_id,
+                    )
                 if response.status_code != 200:
                     transient = response.status_code >= 500 or response.status_code in (408, 425, 429)
                     raise DownloadError(
@@ -122,17 +135,22 @@ async def download_image(http: httpx.AsyncClient, url: str, policy: DownloadPoli
                 f"RunComfy's answer names a result URL that cannot be fetched: {shorten(repr(current), 80)}",
                 request_id=request_id,
             ) from None
+        except (httpx.ProxyError, httpx.ConnectError) as exc:
+            raise DownloadError(
+                f"Result download could not connect{through} ({type(exc).__name__})", request_id=request_id,
+                transient=True,
+            ) from None
         except httpx.HTTPError as exc:
             raise DownloadError(
-                f"Result download broke off ({type(exc).__name__})", request_id=request_id, transient=True
+                f"Result download broke off{through} ({type(exc).__name__})", request_id=request_id, transient=True
             ) from None
         kind = formats.sniff(data)
         if kind is None:
             raise DownloadError(f"The result file is {_describe_non_image(data)}, not an image", request_id=request_id)
         if not kind.complete(data):
-            raise DownloadError(
+            raise CutFileError(
                 f"The result file ({kind.name.upper()}, {len(data)} bytes) is cut off", request_id=request_id,
-                transient=True,
+                length=len(data), sha256=hashlib.sha256(data).hexdigest(),
             )
         return data
     raise DownloadError(f"Result download was redirected more than {MAX_REDIRECTS} times", request_id=request_id)

@@ -23,7 +23,7 @@ function addStyles() {
     textContent: `
 .runcomfy-setting { display:flex; flex-direction:column; gap:6px; align-items:flex-end; text-align:right;
   max-width:28rem; font-size:0.9rem; }
-.runcomfy-setting input[type=password], .runcomfy-setting input[type=number] { padding:4px 8px; border-radius:6px;
+.runcomfy-setting input[type=password], .runcomfy-setting input[type=number], .runcomfy-setting input[type=url] { padding:4px 8px; border-radius:6px;
   border:1px solid var(--border-color, #555); background:var(--comfy-input-bg, #222); color:var(--input-text, #ddd); }
 .runcomfy-button { padding:4px 10px; border-radius:6px; cursor:pointer; border:1px solid var(--border-color, #555);
   background:var(--comfy-input-bg, #333); color:var(--input-text, #ddd); }
@@ -228,6 +228,60 @@ function renderDailyLimit() {
   return root;
 }
 
+/**
+ * The proxy for every call to RunComfy: which one is in use and where it was set (its
+ * password shown as ***), and saving or removing the pack's own. The URL typed here goes to
+ * the pack's route and into the per-user config file, never into ComfyUI's settings.
+ */
+function renderProxy() {
+  const root = box("runcomfy-proxy");
+  const state = line("…", "runcomfy-proxy-state");
+  const detail = line("", "runcomfy-proxy-detail", "#999");
+  const input = element("input", { type: "url", autocomplete: "off", spellcheck: false, placeholder: t("proxy.placeholder") });
+  input.dataset.testid = "runcomfy-proxy-input";
+  input.setAttribute("aria-label", t("proxy.inputLabel"));
+  input.style.cssText = "width:18rem";
+  const hint = line(t("proxy.credentials", { at: "@" }), "runcomfy-proxy-hint", "#999");
+  const message = line("", "runcomfy-proxy-message");
+  const save = button(t("proxy.save"), () => store(input.value.trim() || null), "runcomfy-proxy-save");
+  const remove = button(t("proxy.remove"), () => store(null), "runcomfy-proxy-remove");
+  const row = element("div", { style: "display:flex;gap:6px;flex-wrap:wrap;justify-content:flex-end" }, [save, remove]);
+  root.append(state, detail, input, hint, row, message);
+  input.addEventListener("keydown", (event) => {
+    event.stopPropagation(); // typing must not trigger the editor's shortcuts
+    if (event.key === "Enter") store(input.value.trim() || null);
+  });
+
+  function show(proxy) {
+    if (proxy.error) state.textContent = proxy.error;
+    else if (proxy.source_kind === "config_file") state.textContent = t("proxy.viaConfig", { proxy: proxy.in_use });
+    else if (proxy.in_use) state.textContent = t("proxy.viaEnvironment", { proxy: proxy.in_use });
+    else state.textContent = t("proxy.direct");
+    const variables = proxy.environment.map((entry) => `${entry.variable}=${entry.value}`).join(", ");
+    const notes = variables ? [t("proxy.environment", { variables })] : [];
+    if (variables && proxy.saved) notes.push(t("proxy.savedWins"));
+    detail.textContent = notes.join(" ");
+    remove.disabled = !proxy.saved;
+  }
+
+  async function store(value) {
+    input.value = ""; // the URL may hold a password: it leaves the page as soon as it is sent
+    for (const control of [input, save, remove]) control.disabled = true;
+    try {
+      const answer = await call("POST", "/proxy", { proxy: value });
+      show(answer.proxy);
+      [message.textContent, message.style.color] = [value ? t("proxy.saved") : t("proxy.removed"), "#3fb56f"];
+    } catch (error) {
+      [message.textContent, message.style.color] = [error.message, "#e5534b"];
+    }
+    input.disabled = save.disabled = false;
+  }
+
+  call("GET", "/proxy").then((answer) => show(answer.proxy),
+    (error) => (state.textContent = t("proxy.loadFailed", { error: error.message })));
+  return root;
+}
+
 /** Settings entries whose element is ours: the value in ComfyUI's settings store is never set. */
 function panelEntry(id, name, tooltip, render, sortOrder) {
   return {
@@ -253,6 +307,9 @@ app.registerExtension({
       "Reuse the stored result of an identical request instead of paying for it again.", renderReuse, 8),
     panelEntry("Spending.DailyLimit", "Daily spend limit (US$)",
       "Refuse to submit more jobs once RunComfy reported this much spent today. Empty: no limit.", renderDailyLimit, 7),
+    panelEntry("Network.Proxy", "Proxy",
+      "An HTTP(S) proxy for every call to RunComfy (API, result files, account). Saved in your per-user RunComfy config file, never in ComfyUI's settings; wins over HTTPS_PROXY and HTTP_PROXY.",
+      renderProxy, 6),
   ],
   async setup() {
     addStyles();
