@@ -49,14 +49,15 @@ class _Handler(BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         authorized = proxy.credentials is None or self.headers.get("Proxy-Authorization") == proxy.expected_auth
         target = urlsplit(self.path)
+        # Each request is logged before it is answered, so the log is complete once the client has its answer.
         if not authorized:
+            proxy.record(self.command, self.path, 407, authorized)
             self._answer(407, [("Proxy-Authenticate", 'Basic realm="test"')], b"proxy authentication required")
         elif target.scheme != "http" or not target.hostname:
+            proxy.record(self.command, self.path, 400, authorized)
             self._answer(400, [], b"absolute http URI expected")
         else:
             self._forward(target, body, proxy)
-            return
-        proxy.record(self.command, self.path, 407 if not authorized else 400, authorized)
 
     do_POST = do_PUT = do_DELETE = do_HEAD = do_GET
 
