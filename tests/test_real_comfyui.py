@@ -754,15 +754,20 @@ def run_editor_session(comfy: ComfyUI, config: dict[str, Any], label: str) -> di
     return json.loads(line[len("RESULT "):])
 
 
-@pytest.fixture(scope="module", params=EDITORS)
-def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorSession]:
-    which, nodes_2 = request.param
-    label = f"{which}-editor" + ("-nodes-2.0" if nodes_2 else "")
+def skip_without_editor(which: str) -> None:
+    """Skip (saying what to set) when the editor ``which`` or a browser to drive it is missing."""
     if which == "current" and not FRONTEND_ROOT:
         pytest.skip("COMFYUI_FRONTEND_ROOT is not set: point it at an unzipped comfyui-frontend-package's "
                     "comfyui_frontend_package/static to check the current editor too")
     if not find_chromium():
         pytest.skip("no Chromium found (set CHROMIUM_PATH)")
+
+
+@pytest.fixture(scope="module", params=EDITORS)
+def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EditorSession]:
+    which, nodes_2 = request.param
+    label = f"{which}-editor" + ("-nodes-2.0" if nodes_2 else "")
+    skip_without_editor(which)
     base = tmp_path_factory.mktemp(f"comfyui-{label}")
     shots = base / "shots"
     config_path = base / "home" / "runcomfy" / "config.json"
@@ -1011,11 +1016,7 @@ class LocalizedSessions:
 def localized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalizedSessions]:
     which, nodes_2 = request.param
     label = f"{which}-editor" + ("-nodes-2.0" if nodes_2 else "")
-    if which == "current" and not FRONTEND_ROOT:
-        pytest.skip("COMFYUI_FRONTEND_ROOT is not set: point it at an unzipped comfyui-frontend-package's "
-                    "comfyui_frontend_package/static to check the current editor too")
-    if not find_chromium():
-        pytest.skip("no Chromium found (set CHROMIUM_PATH)")
+    skip_without_editor(which)
     base = tmp_path_factory.mktemp(f"comfyui-localized-{label}")
     extra = ("--front-end-root", FRONTEND_ROOT) if which == "current" else ()
     languages = LOCALIZED + ((RIGHT_TO_LEFT,) if (which, nodes_2) == ("current", False) else ())
