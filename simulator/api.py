@@ -22,6 +22,9 @@ from .wire import Incoming, Reply, error_reply, json_reply
 from .work import RenderPool
 
 
+DEFAULT_PAGE, MAX_PAGE = 20, 100  # catalog page sizes; RunComfy's are unconfirmed
+
+
 class Api:
     """Endpoint logic over a ``JobStore`` and a ``RenderPool``."""
 
@@ -40,8 +43,12 @@ class Api:
             message = "Invalid or expired API token, or inactive account; create a new token in your RunComfy profile"
         else:
             message = "Missing API token: send 'Authorization: Bearer <token>'"
-        return error_reply(self._options().auth_error_status, 400004, message,
-                           headers=[("WWW-Authenticate", 'Bearer realm="runcomfy"')])
+        return self._error(401, 400004, message, headers=[("WWW-Authenticate", 'Bearer realm="runcomfy"')])
+
+    def _error(self, natural: int, error_code: int, message: str, **extra: Any) -> Reply:
+        """RunComfy's error body for ``error_code``, on the HTTP status ``Options.error_statuses``
+        pairs it with (``natural``, the route's own choice, unless configured otherwise)."""
+        return error_reply(self._options().status_for(error_code, natural), error_code, message, **extra)
 
     def _model_caller(self, req: Incoming, model_id: str, unknown_status: int) -> Account | Reply:
         """The caller's account for a model route, or its 400004 / 400001 error.
@@ -53,7 +60,7 @@ class Api:
         account = self.authenticate(req)
         if isinstance(account, Reply) or model_id in MODEL_IDS:
             return account
-        return error_reply(unknown_status, 400001, f"Unknown model id {model_id!r}")
+        return self._error(unknown_status, 400001, f"Unknown model id {model_id!r}")
 
     def _owned_job(self, req: Incoming, request_id: str) -> Job | Reply:
         account = self.authenticate(req)
@@ -61,9 +68,9 @@ class Api:
             return account
         job = self._store.get(request_id)
         if job is None:
-            return error_reply(404, 404001, f"Request {request_id} not found: unknown, deleted or expired")
+            return self._error(404, 404001, f"Request {request_id} not found: unknown, deleted or expired")
         if job.account != account.name:
-            return error_reply(403, 403001, f"Request {request_id} belongs to another user")
+            return self._error(403, 403001, f"Request {request_id} belongs to another user")
         req.model_id = job.model_id
         return job
 
@@ -79,11 +86,11 @@ class Api:
         try:
             body = json.loads(req.body.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
-            return _validation_error([(None, f"Body is not valid JSON: {exc}")], "json_invalid")
+            return self._validation_error([(None, f"Body is not valid JSON: {exc}")], "json_invalid")
         options = self._options()
         inputs, images, problems = validate(model_id, body, options.input_rules)
         if problems:
-            return _validation_error(problems, "value_error" if isinstance(body, dict) else "type_error")
+            return self._validation_error(problems, "value_error" if isinstance(body, dict) else "type_error")
         try:
             job = self._store.create(
                 model_id=model_id,
@@ -98,7 +105,7 @@ class Api:
             )
         except SubmitRefused as refused:
             headers = [("Retry-After", str(refused.retry_after))] if refused.retry_after else None
-            return error_reply(refused.status, refused.error_code, str(refused), headers=headers)
+            return self._error(refused.status, refused.error_code, str(refused), headers=headers)
         req.request_id = job.request_id
         self._pool.submit(job)
         return json_reply(200, {"request_id": job.request_id, **self._urls(req.base_url, job.request_id)})
@@ -171,7 +178,7 @@ class Api:
         words = self._options().status_words
         if self._store.cancel(job):
             body = {"request_id": job.request_id, "status": job.status_word(CANCELLED, words),
-                    "outcome": "cancellation_requested"}
+                    "outcome": self._options().cancel_outcome}
         else:
             state = job.status_state(self._store.now())
             body = {"request_id": job.request_id, "status": job.status_word(state, words),
@@ -184,13 +191,61 @@ class Api:
         return json_reply(200, body)
 
     def model(self, req: Incoming, model_id: str) -> Reply:
-        account = self._model_caller(req, model_id, unknown_status=404)
-        if isinstance(account, Reply):
-            return account
+        if self._options().public_catalog:
+            req.model_id = model_id
+            self._note_caller(req)
+            if model_id not in MODEL_IDS:
+                return self._error(404, 400001, f"Unknown model id {model_id!r}")
+        else:
+            account = self._model_caller(req, model_id, unknown_status=404)
+            if isinstance(account, Reply):
+                return account
+        return json_reply(200, self._entry(model_id, req.flag("include_schema")))
+
+    def models(self, req: Incoming) -> Reply:
+        """``GET /v1/models?search=&category=&limit=&offset=`` -> ``{"models", "total"}``."""
+        if self._options().public_catalog:
+            self._note_caller(req)
+        else:
+            account = self.authenticate(req)
+            if isinstance(account, Reply):
+                return account
+        problems: list[Problem] = []
+        limit = _whole_number(req.query, "limit", DEFAULT_PAGE, 1, MAX_PAGE, problems)
+        offset = _whole_number(req.query, "offset", 0, 0, None, problems)
+        if problems:
+            return self._validation_error(problems, "int_parsing", where="query")
+        search = req.query.get("search", "").strip().lower()
+        category = req.query.get("category", "").strip().lower()
+        found = [
+            entry for entry in (self._entry(model_id, req.flag("include_schema")) for model_id in MODEL_IDS)
+            if (not search or search in entry["model_id"].lower() or search in entry["display_name"].lower())
+            and (not category or category in (c.lower() for c in entry["categories"]))
+        ]
+        return json_reply(200, {"models": found[offset: offset + limit], "total": len(found)})
+
+    def _note_caller(self, req: Incoming) -> None:
+        """On a public route: log the caller's account when its token is known, refuse nothing."""
+        account = self._store.account_for_token(req.token)
+        req.account = account.name if account is not None else None
+
+    def _entry(self, model_id: str, with_schema: bool) -> dict[str, Any]:
+        """One catalog entry as RunComfy's catalog states it (runcomfy-api.md, "Model catalog")."""
         body: dict[str, Any] = {"model_id": model_id, **catalog_entry(model_id), **model_pricing(self._options().pricing)}
-        if req.flag("include_schema"):
+        if with_schema:
             body["schema"] = input_schema(model_id)
-        return json_reply(200, body)
+        return body
+
+    def _validation_error(self, problems: list[Problem], kind: str, where: str = "body") -> Reply:
+        """422 (unless paired otherwise) with 422001 and a FastAPI-style ``detail`` list, one entry per problem."""
+        detail = [
+            {"loc": [where] if name is None else [where, name], "msg": message, "type": kind}
+            for name, message in problems
+        ]
+        first_name, first_message = problems[0]
+        summary = first_message if first_name is None else f"{first_name}: {first_message}"
+        more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
+        return self._error(422, 422001, f"Invalid input: {summary}{more}", detail=detail)
 
     def model_of(self, request_id: str | None) -> str | None:
         """The model of a known job, for logging and fault matching."""
@@ -210,13 +265,14 @@ def _without_inline_data(inputs: dict[str, Any]) -> dict[str, Any]:
     return {**inputs, "image_urls": kept}
 
 
-def _validation_error(problems: list[Problem], kind: str) -> Reply:
-    """422 with 422001 and a FastAPI-style ``detail`` list, one entry per problem."""
-    detail = [
-        {"loc": ["body"] if name is None else ["body", name], "msg": message, "type": kind}
-        for name, message in problems
-    ]
-    first_name, first_message = problems[0]
-    summary = first_message if first_name is None else f"{first_name}: {first_message}"
-    more = f" (and {len(problems) - 1} more problem(s))" if len(problems) > 1 else ""
-    return error_reply(422, 422001, f"Invalid input: {summary}{more}", detail=detail)
+def _whole_number(query: dict[str, str], name: str, default: int, low: int, high: int | None,
+                  problems: list[Problem]) -> int:
+    """A paging parameter of the catalog list, or ``default``; a bad one is added to ``problems``."""
+    text = query.get(name, "").strip()
+    if not text:
+        return default
+    if not text.isdigit() or int(text) < low or (high is not None and int(text) > high):
+        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+        problems.append((name, f"must be a whole number {bound}, got {text!r}"))
+        return default
+    return int(text)

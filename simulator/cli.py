@@ -39,8 +39,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"time a job stays in_queue (default {defaults.queue_seconds:g})")
     parser.add_argument("--run-seconds", type=float, default=defaults.run_seconds,
                         help=f"time a job stays in_progress (default {defaults.run_seconds:g})")
-    parser.add_argument("--auth-error-status", type=int, choices=CHOICES["auth_error_status"], default=defaults.auth_error_status,
-                        help="HTTP status for a missing/bad token (body code 400004 either way)")
+    parser.add_argument("--error-status", dest="error_statuses", action="append", default=[], metavar="CODE=STATUS",
+                        help="answer an error code with this HTTP status, e.g. 400004=400 (repeatable; "
+                             "RunComfy's docs pair no code with a status)")
     parser.add_argument("--error-style", choices=CHOICES["error_style"], default=defaults.error_style,
                         help="a failed job's error as a string or as {message, code}")
     parser.add_argument("--output-style", choices=CHOICES["output_style"], default=defaults.output_style,
@@ -49,6 +50,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="leave model_id out of results")
     parser.add_argument("--cancel-body", choices=CHOICES["cancel_body"], default=defaults.cancel_body,
                         help="which keys a cancel answer carries")
+    parser.add_argument("--cancel-outcome", choices=CHOICES["cancel_outcome"], default=defaults.cancel_outcome,
+                        help="the outcome word of a successful cancel")
+    parser.add_argument("--public-catalog", action="store_true", help="answer GET /v1/models without a token")
     parser.add_argument("--refund-failed", action="store_true", help="refund failed jobs")
     parser.add_argument("--file-ttl-seconds", type=float, default=None, help="output files expire after this")
     parser.add_argument("--max-active-jobs", type=int, default=None, help="per-account limit of queued+running jobs (429)")
@@ -71,7 +75,9 @@ def main(argv: Sequence[str] | None = None, *, ready: threading.Event | None = N
               "and its control endpoints accept the printed token", file=sys.stderr)
     try:
         names = {f.name for f in dataclasses.fields(Options)}
-        options = Options(**{name: value for name, value in vars(args).items() if name in names})
+        values = {name: value for name, value in vars(args).items() if name in names}
+        values["error_statuses"] = _pairs(args.error_statuses)
+        options = Options(**values)
         sim = Simulator(host=host, port=args.port, token=args.token, balance=args.balance, options=options).start()
     except (OSError, ValueError) as exc:
         print(f"cannot start the simulator: {exc}", file=sys.stderr)
@@ -92,3 +98,14 @@ def main(argv: Sequence[str] | None = None, *, ready: threading.Event | None = N
         sim.stop()
     return 0
 
+
+
+def _pairs(items: Sequence[str]) -> dict[str, int]:
+    """``--error-status 400004=400`` arguments as ``Options.error_statuses`` (checked there)."""
+    pairs: dict[str, int] = {}
+    for item in items:
+        code, sep, status = item.partition("=")
+        if not sep or not status.strip().isdigit():
+            raise ValueError(f"--error-status wants CODE=STATUS, e.g. 400004=400; got {item!r}")
+        pairs[code.strip()] = int(status)
+    return pairs

@@ -19,7 +19,7 @@ from typing import Any
 
 from .options import known_fields
 
-ROUTES = ("submit", "status", "result", "cancel", "model", "file", "any")
+ROUTES = ("submit", "status", "result", "cancel", "model", "models", "file", "any")
 GENERIC_KINDS = ("http_error", "ok_with_error_code", "json_body", "drop", "malformed_json", "delay", "hold", "redirect")
 FILE_KINDS = ("not_image", "oversize", "truncated", "cut", "slow", "trickle")
 KINDS = GENERIC_KINDS + FILE_KINDS
@@ -27,24 +27,6 @@ KINDS = GENERIC_KINDS + FILE_KINDS
 MAX_SECONDS = 60.0
 MAX_OVERSIZE_BYTES = 64 * 1024 * 1024
 DEFAULT_SLOW_SECONDS = 5.0
-
-# error_code that goes with an HTTP status when a rule does not give one
-# (codes from RunComfy's docs; 413001 and 429001 are invented).
-DEFAULT_ERROR_CODES: dict[int, int] = {
-    400: 400001,
-    401: 400004,
-    402: 400002,
-    403: 403001,
-    404: 404001,
-    413: 413001,
-    422: 422001,
-    429: 429001,
-}
-
-
-def default_error_code(status: int) -> int:
-    """The documented code for a status; 500001 ("retry with backoff") otherwise."""
-    return DEFAULT_ERROR_CODES.get(status, 500001)
 
 
 @dataclass(frozen=True)

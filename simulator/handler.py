@@ -18,7 +18,7 @@ from email.message import Message
 from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable
 
-from .faults import default_error_code
+from .error_codes import default_error_code
 from .wire import Reply, error_reply
 
 DRAIN_LIMIT = 1024 * 1024 * 1024  # beyond this an oversized body is not read, the connection is closed

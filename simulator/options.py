@@ -12,15 +12,17 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .error_codes import check_error_statuses, status_for
+
 MIB = 1024 * 1024
 STATUS_WORDS = ("in_queue", "in_progress", "completed", "failed", "cancelled")
 INPUT_RULES = ("unknown_fields", "blank_prompt", "seed_int32")  # see validation.py
 
 CHOICES: dict[str, tuple[Any, ...]] = {
-    "auth_error_status": (401, 400),
     "error_style": ("string", "object"),
     "output_style": ("images", "image", "both"),
     "cancel_body": ("both", "status", "outcome"),
+    "cancel_outcome": ("cancelled", "canceled", "cancellation_requested"),
     "pricing": ("plain", "by_resolution", "flat", "prose", "base_only", "missing"),
 }
 
@@ -31,9 +33,12 @@ class Options:
 
     - ``queue_seconds`` / ``run_seconds``: default lifecycle of a job (a job
       script can override both per job).
-    - ``auth_error_status``: HTTP status of a missing/bad token (body code
-      400004 either way). Clients map 401 to "token invalid"; 400 is the
-      alternative some RunComfy endpoints were seen to use.
+    - ``error_statuses``: ``{"<error code>": <HTTP status>}``, the status an
+      error code is answered with instead of its route's natural one (400004
+      on 401, 400002 on 402, 400001 on 400 for a submit and 404 for a catalog
+      read, 403001 on 403, 404001 on 404, 422001 on 422). RunComfy's docs give
+      no pairing, so e.g. ``{"400004": 400, "404001": 400}`` tests a client
+      that must read ``error_code`` first (``error_codes.py``).
     - ``error_style``: a failed job's ``error`` as a plain string, or as an
       object ``{"message", "code"}``.
     - ``output_style``: ``{"images": [...]}``, ``{"image": url}`` (only when one
@@ -41,6 +46,10 @@ class Options:
     - ``result_model_id``: whether finished results carry ``model_id`` ("sometimes
       present" per the docs).
     - ``cancel_body``: cancel answers carry ``status`` and ``outcome``, or only one.
+    - ``cancel_outcome``: the ``outcome`` of a successful cancel. ``cancelled``
+      is what RunComfy's CLI and ComfyUI nodes take as success (with ``status``
+      ``cancelled``); ``canceled`` (US spelling) and ``cancellation_requested``
+      (seen once, unconfirmed) are the other readings a client must accept.
     - ``refund_failed``: whether failed jobs are refunded. The docs only say every
       accepted submit is billed, so the default keeps the charge.
     - ``status_words``: renames of status values for every job (e.g.
@@ -62,6 +71,9 @@ class Options:
       per image whatever the resolution), ``prose`` (billed by resolution, the
       note in words no parser reads), ``base_only`` (no note), ``missing``
       (no price fields at all). Only ``flat`` changes what is billed.
+    - ``public_catalog``: whether ``GET /v1/models`` and ``GET /v1/models/{id}``
+      answer without a token. Unconfirmed either way on the real service
+      (runcomfy-api.md): a public catalog is no token check.
     - ``report_cost``: whether ``?include_cost=true`` adds ``cost`` to a result.
       ``include_cost`` is not in RunComfy's docs: the real service may never report it.
     - ``input_rules``: refusals the docs do not state, opted into by name
@@ -70,11 +82,12 @@ class Options:
 
     queue_seconds: float = 1.0
     run_seconds: float = 4.0
-    auth_error_status: int = 401
+    error_statuses: Mapping[str, int] = field(default_factory=dict)
     error_style: str = "string"
     output_style: str = "images"
     result_model_id: bool = True
     cancel_body: str = "both"
+    cancel_outcome: str = "cancelled"
     refund_failed: bool = False
     status_words: Mapping[str, str] = field(default_factory=dict)
     file_ttl_seconds: float | None = None
@@ -83,6 +96,7 @@ class Options:
     file_wait_seconds: float = 30.0
     max_file_bytes: int = 1024 * MIB
     pricing: str = "plain"
+    public_catalog: bool = False
     report_cost: bool = True
     input_rules: tuple[str, ...] = ()
 
@@ -102,7 +116,12 @@ class Options:
         if not set(self.input_rules) <= set(INPUT_RULES):
             raise ValueError(f"input_rules must be among {INPUT_RULES}, got {self.input_rules!r}")
         object.__setattr__(self, "status_words", dict(self.status_words))
+        object.__setattr__(self, "error_statuses", check_error_statuses(self.error_statuses))
         object.__setattr__(self, "input_rules", tuple(self.input_rules))
+
+    def status_for(self, error_code: int, natural: int) -> int:
+        """The HTTP status to send ``error_code`` with (``natural``: the route's own choice)."""
+        return status_for(error_code, natural, self.error_statuses)
 
     def replace(self, **changes: Any) -> "Options":
         """A copy with ``changes`` applied; unknown names are an error, not ignored."""

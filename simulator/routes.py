@@ -17,13 +17,15 @@ from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
 from .api import Api
 from .control import Control
-from .faults import FILE_KINDS, MAX_SECONDS, FaultBook, FaultRule, default_error_code
+from .error_codes import default_error_code
+from .faults import FILE_KINDS, MAX_SECONDS, FaultBook, FaultRule
 from .files import FileRoute, file_base
 from .log import RequestLog
 from .wire import JSON, Incoming, Reply, bearer_token, error_reply, method_not_allowed, plain_not_found
 
 _ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
     # path pattern -> {method: route name}; a wrong method is a 405 on the first route
+    (re.compile(r"^/v1/models/?$"), {"GET": "models"}),
     (re.compile(r"^/v1/models/(?P<model_id>.*)$"), {"GET": "model", "POST": "submit"}),
     (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/status/?$"), {"GET": "status"}),
     (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/result/?$"), {"GET": "result"}),
@@ -94,6 +96,8 @@ class Router:
             return self._files.serve(req, params["request_id"], params["name"], file_fault)
         if route in ("submit", "model"):
             return getattr(self._api, route)(req, params["model_id"])
+        if route == "models":
+            return self._api.models(req)
         return getattr(self._api, route)(req, params["request_id"])
 
     def _fault_reply(self, fault: FaultRule, processed: Reply | None, req: Incoming) -> Reply | None:

@@ -20,6 +20,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 import uuid
 from datetime import datetime
@@ -180,9 +181,29 @@ def test_auth_errors(simulator: Any) -> None:
         assert wrong_token not in bad.text
         error_of(bad, 401, 400004)
         error_of(anonymous.get(f"/v1/requests/{uuid.uuid4()}/status", headers={"Authorization": "Basic abc"}), 401, 400004)
-        sim.configure(auth_error_status=400)
+        sim.configure(error_statuses={"400004": 400})
         error_of(anonymous.get(f"/v1/requests/{uuid.uuid4()}/result"), 400, 400004)
     assert not sim.jobs
+
+
+def test_error_codes_go_with_the_statuses_they_are_paired_with(simulator: Any) -> None:
+    """The docs pair no code with a status; Options.error_statuses picks, per code, for every route."""
+    sim = simulator
+    sim.configure(error_statuses={"400004": 400, "404001": 400, "400002": 200, "400001": 404, "422001": 400})
+    with httpx.Client(base_url=sim.url, verify=TLS) as anonymous:
+        error_of(anonymous.get(f"/v1/requests/{uuid.uuid4()}/status"), 400, 400004)
+        error_of(anonymous.get("/v1/models"), 400, 400004)
+    with api(sim) as client:
+        error_of(client.get(f"/v1/requests/{uuid.uuid4()}/result"), 400, 404001)
+        error_of(client.post("/v1/models/google/nano-banana-9", json={"prompt": "p"}), 404, 400001)
+        error_of(client.post(f"/v1/models/{T2I}", json={"prompt": "p", "num_images": 9}), 400, 422001)
+        sim.set_balance(0.0)
+        error_of(client.post(f"/v1/models/{T2I}", json={"prompt": "p"}), 200, 400002)
+    assert not sim.jobs
+    for bad in ({"999999": 400}, {"400004": 600}, {"400004": "400"}, ["400004"]):
+        with pytest.raises(ValueError, match="error_statuses"):
+            sim.configure(error_statuses=bad)
+    assert sim.options.error_statuses["400004"] == 400
 
 
 def test_other_accounts_request_is_forbidden_and_unknown_id_is_404(simulator: Any) -> None:
@@ -278,7 +299,7 @@ def test_billing_refund_on_cancel_and_include_cost(simulator: Any) -> None:
         queued = submit(client, T2I, {"prompt": "p", "resolution": "2K", "num_images": 3})
         assert sim.balance() == pytest.approx(100 - 0.36)
         cancelled = client.post(f"/v1/requests/{queued}/cancel").json()
-        assert cancelled == {"request_id": queued, "status": "cancelled", "outcome": "cancellation_requested"}
+        assert cancelled == {"request_id": queued, "status": "cancelled", "outcome": "cancelled"}
         assert sim.balance() == 100.0
         again = client.post(f"/v1/requests/{queued}/cancel").json()
         assert again["outcome"] == "not_cancellable" and sim.balance() == 100.0
@@ -290,6 +311,24 @@ def test_billing_refund_on_cancel_and_include_cost(simulator: Any) -> None:
         done = finished_result(sim, client, done_id, include_cost="true")
         assert done["cost"] == 0.06 and "cost" not in result(client, done_id)
     assert sim.balance() == pytest.approx(100 - 0.06)
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "canceled", "cancellation_requested"])
+def test_a_successful_cancel_says_so_in_the_chosen_words(simulator: Any, outcome: str) -> None:
+    """Default: status and outcome "cancelled", as RunComfy's CLI and ComfyUI nodes read success."""
+    sim = simulator
+    if outcome != "cancelled":
+        sim.configure(cancel_outcome=outcome)
+    sim.script_next_jobs(queue_seconds=LONG, count=2)
+    with api(sim) as client:
+        first, second = submit(client, T2I, {"prompt": "1"}), submit(client, T2I, {"prompt": "2"})
+        answer = client.post(f"/v1/requests/{first}/cancel").json()
+        assert answer == {"request_id": first, "status": "cancelled", "outcome": outcome}
+        sim.configure(cancel_body="outcome", status_words={"cancelled": "canceled"})
+        assert client.post(f"/v1/requests/{second}/cancel").json() == {"request_id": second, "outcome": outcome}
+        assert status(client, second)["status"] == "canceled"
+    with pytest.raises(ValueError, match="cancel_outcome"):
+        sim.configure(cancel_outcome="cancellation_accepted")
 
 
 def test_cancel_running_or_finished_is_not_cancellable(simulator: Any) -> None:
@@ -384,7 +423,7 @@ def test_never_finishes_and_queued_forever(simulator: Any) -> None:
         assert status(client, stuck_running)["status"] == "in_progress"
         assert status(client, stuck_queued)["status"] == "in_queue"
         assert client.post(f"/v1/requests/{stuck_running}/cancel").json()["outcome"] == "not_cancellable"
-        assert client.post(f"/v1/requests/{stuck_queued}/cancel").json()["outcome"] == "cancellation_requested"
+        assert client.post(f"/v1/requests/{stuck_queued}/cancel").json()["outcome"] == "cancelled"
         assert status(client, stuck_queued)["status"] == "cancelled"
 
 
@@ -746,5 +785,31 @@ def test_simulator_modules_form_no_import_cycle_and_reach_outside_nothing() -> N
         graph[path.stem] = set(re.findall(r"^from \.(\w+) import", source, re.M))
         graph[path.stem] |= {name.strip() for names in re.findall(r"^from \. import (.+)$", source, re.M)
                              for name in names.split(",")}
-    assert graph["handler"] <= {"wire", "faults"} and "server" not in graph["control"] | graph["routes"]
+    assert graph["handler"] <= {"wire", "error_codes"} and "server" not in graph["control"] | graph["routes"]
     list(graphlib.TopologicalSorter(graph).static_order())  # CycleError if modules import each other
+
+
+def test_the_command_line_sets_the_pairings_and_the_cancel_and_catalog_readings(capsys: Any) -> None:
+    cli = pack_import("simulator.cli")
+    ready, stop = threading.Event(), threading.Event()
+    argv = ["--port", "0", "--error-status", "400004=400", "--error-status", "404001=400",
+            "--cancel-outcome", "canceled", "--public-catalog"]
+    runner = threading.Thread(target=cli.main, args=(argv,), kwargs={"ready": ready, "stop": stop}, daemon=True)
+    runner.start()
+    try:
+        assert ready.wait(30)
+        printed = dict(line.split("=", 1) for line in capsys.readouterr().out.splitlines() if "=" in line
+                       and line.startswith("RUNCOMFY_"))
+        url, token = printed["RUNCOMFY_API_BASE_URL"], printed["RUNCOMFY_API_TOKEN"]
+        config = httpx.get(f"{url}/_sim/config", headers={"Authorization": f"Bearer {token}"}, verify=TLS).json()
+        assert config["error_statuses"] == {"400004": 400, "404001": 400}
+        assert config["cancel_outcome"] == "canceled" and config["public_catalog"] is True
+        assert httpx.get(f"{url}/v1/models", verify=TLS).json()["total"] == 2
+        error_of(httpx.get(f"{url}/v1/requests/{uuid.uuid4()}/status", verify=TLS), 400, 400004)
+    finally:
+        stop.set()
+        runner.join(10)
+    assert cli.main(["--port", "0", "--error-status", "400004"]) == 1
+    assert "CODE=STATUS" in capsys.readouterr().err
+    assert cli.main(["--port", "0", "--error-status", "123=400"]) == 1
+    assert "unknown error code" in capsys.readouterr().err

@@ -117,9 +117,54 @@ def test_model_info_is_the_token_check(simulator: Any) -> None:
         missing = anonymous.get(f"/v1/models/{T2I}")
         error_of(anonymous.get("/v1/models/google/nano-banana-9", headers={"Authorization": f"Bearer {sim.token}"}),
                  404, 400001)
-        sim.configure(auth_error_status=400)
+        sim.configure(error_statuses={"400004": 400})
         error_of(anonymous.get(f"/v1/models/{T2I}", headers={"Authorization": f"Bearer {wrong}"}), 400, 400004)
     error_of(rejected, 401, 400004)
     error_of(missing, 401, 400004)
     assert wrong not in rejected.text and "profile" in rejected.json()["error_message"]
     assert [r.account for r in sim.requests(route="model")] == ["default", None, None, "default", None]
+
+
+# -- the catalog list and a public catalog (issue 14) ------------------------------------------
+def listing(sim: Any, token: str | None = None, **params: str) -> httpx.Response:
+    with api(sim, token=token) as client:
+        return client.get("/v1/models", params=params)
+
+
+def test_the_catalog_lists_entries_with_search_category_and_paging(simulator: Any) -> None:
+    everything = listing(simulator).json()
+    assert everything["total"] == 2
+    assert [entry["model_id"] for entry in everything["models"]] == [T2I, EDIT]
+    assert everything["models"][0] == model_info(simulator, T2I)  # the same entry as GET /v1/models/{id}
+    assert "schema" not in everything["models"][0]
+    assert [e["model_id"] for e in listing(simulator, search="EDIT").json()["models"]] == [EDIT]
+    assert [e["model_id"] for e in listing(simulator, search="nano banana 2 text").json()["models"]] == [T2I]
+    assert listing(simulator, category="image-to-image").json() == {"models": [model_info(simulator, EDIT)], "total": 1}
+    assert listing(simulator, search="flux").json() == {"models": [], "total": 0}
+    page = listing(simulator, limit="1", offset="1").json()
+    assert page["total"] == 2 and [e["model_id"] for e in page["models"]] == [EDIT]
+    assert listing(simulator, include_schema="true").json()["models"][1]["schema"] == catalog.input_schema(EDIT)
+    for bad in ({"limit": "0"}, {"limit": "101"}, {"offset": "-1"}, {"limit": "ten"}):
+        refused = error_of(listing(simulator, **bad), 422, 422001)
+        assert refused["detail"][0]["loc"][0] == "query" and refused["detail"][0]["loc"][1] in bad
+    assert [r.route for r in simulator.requests()][-1] == "models" and not simulator.jobs
+
+
+def test_the_catalog_needs_a_token_unless_public(simulator: Any) -> None:
+    sim = simulator
+    wrong = "z" + sim.token[1:]
+    with httpx.Client(base_url=sim.url, verify=TLS) as anonymous:
+        error_of(anonymous.get("/v1/models"), 401, 400004)
+        error_of(anonymous.get(f"/v1/models/{T2I}"), 401, 400004)
+        sim.configure(public_catalog=True)
+        assert anonymous.get("/v1/models").json()["total"] == 2
+        assert anonymous.get(f"/v1/models/{T2I}").json()["model_id"] == T2I
+        assert anonymous.get(f"/v1/models/{T2I}", headers={"Authorization": f"Bearer {wrong}"}).status_code == 200
+        error_of(anonymous.get("/v1/models/google/nano-banana-9"), 404, 400001)
+        # the rest of the API still refuses
+        error_of(anonymous.post(f"/v1/models/{T2I}", json={"prompt": "p"}), 401, 400004)
+        error_of(anonymous.get("/v1/requests/0f0e0d0c-0000-4000-8000-000000000001/status"), 401, 400004)
+    assert listing(sim).status_code == 200
+    assert [r.account for r in sim.requests(route="model")][-2:] == [None, None]
+    assert sim.requests(route="models")[-1].account == "default"  # logged when the token is known
+    assert not sim.jobs
