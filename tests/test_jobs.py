@@ -410,7 +410,18 @@ async def test_a_result_that_cannot_be_processed_carries_the_request_id(simulato
 # ---------------------------------------------------------------- Stop
 
 
-async def test_stop_while_queued_cancels_once_and_refunds(simulator, jobs):
+@pytest.mark.parametrize("body, outcome, word", [
+    ("both", "cancelled", "cancelled"),  # RunComfy's clients: status or outcome "cancelled" is success
+    ("both", "canceled", "canceled"),
+    ("both", "cancellation_requested", "cancelled"),  # the older reading, unconfirmed
+    ("outcome", "cancelled", "cancelled"),
+    ("outcome", "canceled", "cancelled"),
+    ("outcome", "cancellation_requested", "cancelled"),
+    ("status", "cancelled", "cancelled"),
+    ("status", "cancelled", "canceled"),
+])
+async def test_stop_while_queued_cancels_once_and_refunds(simulator, jobs, body, outcome, word):
+    simulator.configure(cancel_body=body, cancel_outcome=outcome, status_words={"cancelled": word})
     simulator.script_next_jobs("queued_forever")
     balance = simulator.balance()
     stop = client_pkg.Stop()
@@ -430,7 +441,9 @@ async def test_stop_while_queued_cancels_once_and_refunds(simulator, jobs):
     assert updates.stages[-1] == "cancelled"
 
 
-async def test_stop_while_running_reports_not_cancellable(simulator, jobs):
+@pytest.mark.parametrize("body", ["both", "outcome", "status"])
+async def test_stop_while_running_reports_not_cancellable(simulator, jobs, body):
+    simulator.configure(cancel_body=body)
     simulator.script_next_jobs("never_finishes")
     stop = client_pkg.Stop()
 
@@ -549,6 +562,24 @@ async def test_results_from_unknown_hosts_are_not_fetched(simulator, jobs, host)
     with pytest.raises(errors.DownloadError, match="download_hosts|plain http"):
         await jobs.run(T2I, {"prompt": "x"})
     assert simulator.requests(route="file") == []
+
+
+@pytest.mark.parametrize("host", ["cdn.runcomfy.com", "files.runcomfy.net"])
+async def test_a_runcomfy_name_resolving_to_the_local_network_is_not_fetched(simulator, jobs, host):
+    """The name is trusted, the address it resolves to is not: refused before any connection,
+    with the request id (the job is billed: collect it later)."""
+    async def resolve(name, port):
+        asked.append((name, port))
+        return ["10.20.30.40"]
+
+    asked = []
+    jobs.client.download_policy = dataclasses.replace(jobs.client.download_policy, resolver=resolve)
+    simulator.script_next_jobs(output_host=host)
+    with pytest.raises(errors.DownloadError, match="10.20.30.40") as caught:
+        await jobs.run(T2I, {"prompt": "x", "resolution": "0.5K"})
+    assert caught.value.request_id in simulator.jobs and caught.value.request_id in str(caught.value)
+    assert asked and {name for name, _ in asked} == {host}
+    assert simulator.requests(route="file") == [] and submits(simulator) == 1
 
 
 async def test_configured_extra_host_is_allowed(simulator):

@@ -21,12 +21,13 @@ import pytest
 
 web = pytest.importorskip("aiohttp.web")
 
-from packloader import load_pack, pack_import  # noqa: E402
+from packloader import PACK_ROOT, load_pack, pack_import  # noqa: E402
 
 pack = load_pack()
 routes = pack_import("routes")
 handlers = pack_import("routes.handlers")
 billing = pack_import("simulator.billing")
+T2I_MODEL = "google/nano-banana-2/text-to-image"
 pytestmark = pytest.mark.anyio
 
 PREFIX = handlers.PREFIX
@@ -456,12 +457,21 @@ async def test_a_bug_is_a_json_500_not_a_page(simulator, env, monkeypatch):
     assert response.status_code == 500 and "RuntimeError" in error_of(response)
 
 
+@pytest.mark.parametrize("public_catalog", [False, True])
 async def test_the_badge_against_a_plain_words_catalog_shows_the_base_then_what_was_billed_for_2k(
-        simulator, env, config_path):
+        simulator, env, config_path, public_catalog):
     """Issue 14.4: the real catalog's note is in words; once RunComfy billed a 2K job of this
-    account, that job's cost per image is the 2K estimate, with when it was billed."""
+    account, that job's cost per image is the 2K estimate, with when it was billed. The catalog
+    entry is the simulator's default one (model_id, display_name, categories, base price, note
+    in words), asked for with or without a token being needed."""
     from helpers import jobs_for, settings_for
 
+    simulator.configure(public_catalog=public_catalog)
+    served = httpx.get(f"{simulator.url}/v1/models/{T2I_MODEL}",
+                       headers={} if public_catalog else {"Authorization": f"Bearer {simulator.token}"}).json()
+    assert served == {"model_id": T2I_MODEL, "display_name": "Nano Banana 2 Text to Image",
+                      "categories": ["text-to-image"], "base_price_usd": 0.08, "price_unit": "output",
+                      "pricing_note": billing.PLAIN_NOTE}
     journal_module = pack_import("client.ledger.journal")
     config_path.parent.mkdir(parents=True)
     env["RUNCOMFY_API_TOKEN"] = simulator.token
@@ -475,12 +485,20 @@ async def test_the_badge_against_a_plain_words_catalog_shows_the_base_then_what_
                                    {"prompt": "a lighthouse", "resolution": "2K", "num_images": 1})
         after = (await editor.get(f"/api{PREFIX}/price", params=ask)).json()
         other = (await editor.get(f"/api{PREFIX}/price", params={**ask, "resolution": "4K"})).json()
-    assert before["source"] == "base" and before["known"] is True
+    assert before["source"] == "base" and before["known"] is True and before["model_id"] == T2I_MODEL
     assert before["per_image_usd"] == pytest.approx(0.08) and before["varies_by_resolution"] is True
-    assert before["estimate_usd"] == pytest.approx(0.16) and "varies by resolution" in before["pricing_note"]
+    assert before["estimate_usd"] == pytest.approx(0.16) and before["pricing_note"] == billing.PLAIN_NOTE
+    # what web/badges/badges.js draws from these fields, with the English text of locales/en
+    texts = json.loads((PACK_ROOT / "locales" / "en" / "main.json").read_text(encoding="utf-8"))
+    badges = texts["runcomfyNanoBanana2"]["badges"]
+    assert badges["priceBaseVaries"].replace("{price}", f"${before['per_image_usd']:.2f}") == \
+        "base $0.08/image · varies by resolution"
     assert job.cost == pytest.approx(billing.PRICES_USD["2K"])  # the simulator bills 2K above the base price
     assert after["source"] == "billed" and after["estimate_usd"] == pytest.approx(2 * billing.PRICES_USD["2K"])
     assert after["billed_on"] == job_day(journal, job.request_id)
+    billed_text = badges["priceBilled"].replace("{price}", f"${after['estimate_usd']:.2f}")
+    billed_text = billed_text.replace("{resolution}", after["resolution"]).replace("{date}", after["billed_on"])
+    assert billed_text == f"≈ $0.24 · as billed for 2K on {job_day(journal, job.request_id)}"
     assert other["source"] == "base"  # nothing billed at 4K yet
 
 

@@ -23,7 +23,8 @@ import httpx
 from ..config.settings import Settings, is_loopback_host, load_settings
 from .download import DownloadPolicy, download_image
 from ..errors import (
-    APITimeoutError, NetworkError, ProxyRefusedError, ServerError, SubmitNotSentError, SubmitOutcomeUnknownError,
+    APITimeoutError, NetworkError, ProxyRefusedError, RunComfyError, ServerError, SubmitNotSentError,
+    SubmitOutcomeUnknownError, shorten,
 )
 from .proxy import ProxySetup
 from .responses import (
@@ -135,14 +136,15 @@ class RunComfyClient:
             raise _outcome_unknown(model_id, type(exc).__name__) from None
         if proxy and response.status_code == 407:
             raise proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required")
-        if response.status_code >= 500:
-            raise _outcome_unknown(model_id, f"HTTP {response.status_code}")
         try:
             payload = self._payload(response)
         except ServerError:
-            if response.is_success:
-                raise _outcome_unknown(model_id, "an unreadable answer") from None
-            raise
+            # A server error (5xx, or error 500001 on any status) or an unreadable success
+            # cannot tell whether the job was accepted. A documented refusal code (400002 on
+            # a 500, say) can: it is raised as what it says, by error_code first.
+            raise _outcome_unknown(
+                model_id, "an unreadable answer" if response.is_success else f"HTTP {response.status_code}"
+            ) from None
         request_id = parse_submission(payload)
         log.info("Submitted %s as request %s", model_id, request_id)
         return request_id
@@ -161,9 +163,20 @@ class RunComfyClient:
         return parse_cancel(await self._call("POST", f"/v1/requests/{request_id}/cancel", request_id))
 
     async def model_info(self, model_id: str, *, include_schema: bool = False) -> Mapping[str, Any]:
-        """Price and (optionally) schema; read-only, so also a safe token check."""
+        """The catalog entry: price and (optionally) schema; read-only and free.
+
+        An entry naming another model is refused, as RunComfy's own nodes do:
+        its price and schema would be applied to the wrong model.
+        """
         params = {"include_schema": "true"} if include_schema else None
-        return await self._call("GET", f"/v1/models/{quote(model_id)}", None, params)
+        entry = await self._call("GET", f"/v1/models/{quote(model_id)}", None, params)
+        named = entry.get("model_id")
+        if named is not None and named != model_id:
+            raise RunComfyError(
+                f"RunComfy's catalog answered for {shorten(repr(named), 80)} when asked for {model_id!r}; "
+                "its price and schema were not used"
+            )
+        return entry
 
     async def download(self, url: str, *, request_id: str | None = None) -> bytes:
         """One result file, by the rules of ``DownloadPolicy`` and without the token."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import urljoin, urlsplit
 
 import httpx
@@ -19,11 +19,13 @@ from .. import formats
 from ..config.settings import is_loopback_host
 from ..errors import CutFileError, DownloadError, shorten
 from ..limits import MAX_RESULT_FILE_BYTES
+from .addresses import Resolver, is_loopback_name, literal_address, non_public, system_resolver
 
 MAX_REDIRECTS = 3
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]")  # whitespace and control characters never belong in a URL
 # RunComfy's CLI trusts result files on both of RunComfy's domains (runcomfy-api.md, result hosts).
 TRUSTED_DOMAINS = ("runcomfy.net", "runcomfy.com")
+
 
 def _describe_non_image(data: bytes) -> str:
     head = data[:64].lstrip().lower()
@@ -38,11 +40,24 @@ def _describe_non_image(data: bytes) -> str:
 
 @dataclass(frozen=True)
 class DownloadPolicy:
-    """Which hosts result files may come from."""
+    """Which hosts result files may come from, over which scheme, at which addresses.
+
+    A file on the API's own host is fetched wherever that is (the token already
+    goes there). Any other host must be one of RunComfy's domains or listed in
+    ``extra_hosts``, over https, at a public address: neither a literal nor a
+    resolved loopback, private or link-local one. Only when the API itself is
+    on loopback (the simulator) may files come from loopback, over plain http.
+    """
 
     api_host: str
     extra_hosts: tuple[str, ...] = ()
     max_bytes: int = MAX_RESULT_FILE_BYTES
+    resolver: Resolver = field(default=system_resolver, compare=False, repr=False)
+
+    @property
+    def local_api(self) -> bool:
+        """The API runs on this machine (a simulator): its files are on loopback too."""
+        return is_loopback_host(self.api_host) or is_loopback_name(self.api_host)
 
     def host_allowed(self, host: str) -> bool:
         host = host.lower().rstrip(".")
@@ -70,7 +85,9 @@ class DownloadPolicy:
                 f"RunComfy's answer names a result URL that cannot be fetched: {shorten(repr(url), 80)}",
                 request_id=request_id,
             )
-        if parts.scheme == "http" and not is_loopback_host(host):
+        on_api_host = host.lower().rstrip(".") == self.api_host.lower().rstrip(".")
+        loopback = is_loopback_host(host) or is_loopback_name(host)
+        if parts.scheme == "http" and not (loopback and self.local_api):
             raise DownloadError(
                 f"Refused to download from {host} over plain http; results must use https", request_id=request_id
             )
@@ -80,7 +97,44 @@ class DownloadPolicy:
                 'add it to "download_hosts" in your RunComfy config file',
                 request_id=request_id,
             )
+        address = literal_address(host)
+        if address is not None:
+            why = non_public(address, loopback_ok=self.local_api)
+        else:  # a name: only the ones that always mean this machine are judged before resolving
+            why = "a loopback address (this machine)" if loopback and not self.local_api else None
+        if why and not on_api_host:
+            raise _private_address(host, why, request_id)
         return url
+
+    async def check_address(self, url: str, request_id: str | None = None) -> None:
+        """Refuse a checked URL whose host name resolves to a non-public address.
+
+        Called right before each connection. A name that does not resolve is
+        left to the connection, which then fails on its own; a literal address
+        was judged by ``check_url`` already.
+        """
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        if literal_address(host) is not None or host.lower().rstrip(".") == self.api_host.lower().rstrip("."):
+            return
+        if is_loopback_name(host):
+            return  # judged by check_url: allowed only beside a local API
+        try:
+            found = await self.resolver(host, parts.port or 443)
+        except OSError:
+            return
+        for text in found:
+            address = literal_address(text)
+            why = "an address that is not an IP" if address is None else non_public(address, loopback_ok=self.local_api)
+            if why:
+                raise _private_address(host, f"{why}, {text}", request_id)
+
+
+def _private_address(host: str, why: str, request_id: str | None) -> DownloadError:
+    return DownloadError(
+        f"Refused to download a result from {shorten(host, 80)}: it points to {why}, not to RunComfy's "
+        "servers", request_id=request_id,
+    )
 
 
 def _origin(url: str) -> tuple[str, str | None, int | None]:
@@ -102,6 +156,8 @@ async def download_image(
     through = f" through the proxy {proxy}" if proxy else ""
     current = policy.check_url(url, request_id)
     for _ in range(MAX_REDIRECTS + 1):
+        if not proxy:  # through a proxy, the proxy resolves the name; only literal addresses are judged here
+            await policy.check_address(current, request_id)
         try:
             async with http.stream("GET", current, follow_redirects=False) as response:
                 if response.is_redirect:

@@ -11,7 +11,7 @@ import enum
 import re
 from datetime import datetime
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import (
     AuthenticationError,
@@ -222,54 +222,88 @@ def error_from_response(
     request_id: str | None = None,
     retry_after: float | None = None,
 ) -> RunComfyError:
-    """Turn an error answer (HTTP >= 400, or 200 with ``error_code``) into one typed error."""
+    """Turn an error answer (HTTP >= 400, or 200 with ``error_code``) into one typed error.
+
+    RunComfy documents its error codes but not the HTTP status each comes
+    with (runcomfy-api.md, "Errors"), so a known ``error_code`` decides, on
+    whatever status it arrives (400004 on 400 or 401 alike); only an answer
+    without a known code is read by its HTTP status, as RunComfy's clients do.
+    """
     body = body or {}
     code = body.get("error_code")
     said = _error_text(body.get("error_message")) or _error_text(body.get("error")) or ""
     said = shorten(said)
-    where = f"HTTP {status_code}" + (f", error {code}" if code else "") + (f": {said}" if said else "")
-    common = {"request_id": request_id, "status_code": status_code, "error_code": code}
-    code_text = str(code or "")
+    answer = _Answer(
+        status_code, code, said, body.get("detail"), retry_after,
+        where=f"HTTP {status_code}" + (f", error {code}" if code else "") + (f": {said}" if said else ""),
+        common={"request_id": request_id, "status_code": status_code, "error_code": code},
+    )
+    kind = _KIND_BY_CODE.get(str(code or "").strip()) or _kind_by_status(status_code)
+    return _BUILDERS[kind](answer)
 
-    if code_text == "400004" or status_code in (401, 403) and code_text != "403001":
-        return AuthenticationError(
-            f"RunComfy rejected the API token ({where}); check RUNCOMFY_API_TOKEN or create a new "
-            "token in your RunComfy profile",
-            **common,
-        )
-    if code_text == "400002" or status_code == 402:
-        return InsufficientBalanceError(
-            f"Your RunComfy balance is too low ({where}); top up your account, nothing was billed",
-            **common,
-        )
-    if code_text == "403001":
-        return NotFoundError(f"This request belongs to another RunComfy account ({where})", **common)
-    if code_text in ("404001", "400001") or status_code == 404:
-        what = "model" if code_text == "400001" else "request"
-        return NotFoundError(f"RunComfy does not know this {what} ({where}); it may have expired", **common)
-    if status_code == 429:
-        return RateLimitedError(
-            f"RunComfy is rate limiting this account ({where}); wait a moment and run again",
-            retry_after=retry_after,
-            **common,
-        )
-    if status_code == 413:  # often a proxy's HTML page, before RunComfy saw the request
-        return RequestValidationError(
-            f"The request is too large for RunComfy ({where}); use fewer or smaller input images. "
-            "Nothing was billed",
-            field="image_urls",
-            **common,
-        )
-    if code_text == "422001" or status_code in (400, 422):
-        field_name, detail_msg = _first_detail_field(body.get("detail"))
-        reason = f"{field_name}: {detail_msg}" if field_name and detail_msg else (detail_msg or said)
-        return RequestValidationError(
-            f"RunComfy refused the inputs (HTTP {status_code}"
-            + (f", error {code}" if code else "")
-            + f"): {reason or 'they do not match the model schema'}; fix that input and run again",
-            field=field_name,
-            **common,
-        )
-    if status_code >= 500 or code_text == "500001":
-        return ServerError(f"RunComfy had a server error ({where}); try again in a minute", **common)
-    return RunComfyError(f"RunComfy answered with an error ({where})", **common)
+
+@dataclass(frozen=True)
+class _Answer:
+    """What an error answer said, as the builders below need it."""
+
+    status_code: int
+    code: Any
+    said: str
+    detail: Any
+    retry_after: float | None
+    where: str
+    common: dict[str, Any]
+
+
+# The documented codes (runcomfy-api.md, "Errors") and the kind of error each one is.
+_KIND_BY_CODE: dict[str, str] = {
+    "400001": "unknown_model",
+    "400002": "balance",
+    "400004": "token",
+    "403001": "other_account",
+    "404001": "unknown_request",
+    "422001": "inputs",
+    "500001": "server",
+}
+
+
+def _kind_by_status(status_code: int) -> str:
+    """The kind of an error answer without a known code: RunComfy's clients' reading of HTTP statuses."""
+    by_status = {401: "token", 403: "token", 402: "balance", 404: "unknown_request", 429: "rate_limited",
+                 413: "too_large", 400: "inputs", 422: "inputs"}
+    return by_status.get(status_code) or ("server" if status_code >= 500 else "other")
+
+
+def _inputs_error(a: _Answer) -> RunComfyError:
+    field_name, detail_msg = _first_detail_field(a.detail)
+    reason = f"{field_name}: {detail_msg}" if field_name and detail_msg else (detail_msg or a.said)
+    return RequestValidationError(
+        f"RunComfy refused the inputs (HTTP {a.status_code}" + (f", error {a.code}" if a.code else "")
+        + f"): {reason or 'they do not match the model schema'}; fix that input and run again",
+        field=field_name, **a.common,
+    )
+
+
+_BUILDERS: dict[str, Callable[[_Answer], RunComfyError]] = {
+    "token": lambda a: AuthenticationError(
+        f"RunComfy rejected the API token ({a.where}); check RUNCOMFY_API_TOKEN or create a new "
+        "token in your RunComfy profile", **a.common),
+    "balance": lambda a: InsufficientBalanceError(
+        f"Your RunComfy balance is too low ({a.where}); top up your account, nothing was billed", **a.common),
+    "other_account": lambda a: NotFoundError(
+        f"This request belongs to another RunComfy account ({a.where})", **a.common),
+    "unknown_model": lambda a: NotFoundError(
+        f"RunComfy does not know this model ({a.where}); check the model id", **a.common),
+    "unknown_request": lambda a: NotFoundError(
+        f"RunComfy does not know this request ({a.where}); it may have expired", **a.common),
+    "rate_limited": lambda a: RateLimitedError(
+        f"RunComfy is rate limiting this account ({a.where}); wait a moment and run again",
+        retry_after=a.retry_after, **a.common),
+    # often a proxy's HTML page, before RunComfy saw the request
+    "too_large": lambda a: RequestValidationError(
+        f"The request is too large for RunComfy ({a.where}); use fewer or smaller input images. "
+        "Nothing was billed", field="image_urls", **a.common),
+    "inputs": _inputs_error,
+    "server": lambda a: ServerError(f"RunComfy had a server error ({a.where}); try again in a minute", **a.common),
+    "other": lambda a: RunComfyError(f"RunComfy answered with an error ({a.where})", **a.common),
+}
