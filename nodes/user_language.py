@@ -117,6 +117,41 @@ def text(locale: str, key: str, **params: Any) -> str:
     return key
 
 
+# Unicode bidi isolates (UAX #9): right-to-left, first-strong, and their end.
+RTL_ISOLATE, FIRST_STRONG_ISOLATE, POP_ISOLATE = "\u2067", "\u2068", "\u2069"
+ISOLATES = ("\u2066", RTL_ISOLATE, FIRST_STRONG_ISOLATE)
+
+
+def right_to_left(locale: str) -> bool:
+    """Whether ``locale`` is written right to left: its own ``direction`` entry (ar, fa, he say ``rtl``)."""
+    return text(locale, "direction") == "rtl"
+
+
+def isolated(locale: str, value: Any) -> str:
+    """``value`` (a request id, a price, a model id) kept in its own direction inside a right-to-left line:
+    without it ``$0.08`` shows as ``0.08$`` after Arabic letters and an id's ``…`` lands on its other side."""
+    value = str(value)
+    if not right_to_left(locale) or not value or value.startswith(ISOLATES):
+        return value
+    return f"{FIRST_STRONG_ISOLATE}{value}{POP_ISOLATE}"
+
+
+def shown(locale: str, key: str, **params: Any) -> str:
+    """``text`` as the editor shows it: in a right-to-left locale the line is a right-to-left isolate and
+    every value in it a first-strong one, so an editor page laid out left to right keeps the reading order
+    (the pack's web/common/i18n.js does the same for the badges and the settings panel)."""
+    return directed(locale, text(locale, key, **isolating(locale, params)))
+
+
+def isolating(locale: str, params: dict[str, Any]) -> dict[str, str]:
+    return {name: isolated(locale, value) for name, value in params.items()}
+
+
+def directed(locale: str, line: str) -> str:
+    """A whole line of ``locale``, in its direction (unchanged for a left-to-right one)."""
+    return f"{RTL_ISOLATE}{line}{POP_ISOLATE}" if right_to_left(locale) and line else line
+
+
 def status_line(update: JobUpdate, locale: str) -> str:
     """One job update as the node's status line; English is the client's own wording."""
     return update.describe() if locale == ENGLISH else catalogued_status(update, locale)
@@ -137,11 +172,11 @@ def catalogued_status(update: JobUpdate, locale: str) -> str:
         params["count"] = count.group(1)
     elif update.stage is Stage.DONE:
         cost = update.detail or ""
-        params["cost"] = cost if cost.startswith("$") else text(locale, "badges.costNotReported")
+        params["cost"] = cost if cost.startswith("$") else shown(locale, "badges.costNotReported")
     if key is None:
         return update.describe()
-    line = text(locale, f"status.{key}", **params)
-    return line.removesuffix(" · ") if not update.request_id else line
+    line = text(locale, f"status.{key}", **isolating(locale, params))
+    return directed(locale, line.removesuffix(" · ") if not update.request_id else line)
 
 
 def finished_line(locale: str, english: str, *, model_id: str | None, request_id: str, status: str,
@@ -151,14 +186,14 @@ def finished_line(locale: str, english: str, *, model_id: str | None, request_id
     if locale == ENGLISH:
         return english
     if reused_from is not None:
-        price = text(locale, "status.reused", id=request_id, when=reused_from)
+        price = shown(locale, "status.reused", id=request_id, when=reused_from)
     else:
-        price = f"${cost:.3f}" if cost is not None else text(locale, "badges.costNotReported")
+        price = f"${cost:.3f}" if cost is not None else shown(locale, "badges.costNotReported")
         if collected:
-            price = text(locale, "status.collectedPrice", price=price)
-    model = f"{model_id} · " if model_id else ""
-    return text(locale, "status.finished", model=model, id=request_id, status=status, price=price, count=count,
-                width=width, height=height)
+            price = shown(locale, "status.collectedPrice", price=price)
+    model = f"{isolated(locale, model_id)} · " if model_id else ""  # the separator stays outside the isolate
+    return shown(locale, "status.finished", model=model, id=request_id, status=status, price=price, count=count,
+                 width=width, height=height)
 
 
 def headline_key(error: RunComfyError, last_stage: Stage | None = None) -> str | None:
@@ -193,4 +228,5 @@ def in_user_language(error: RunComfyError, locale: str, last_stage: Stage | None
 def keys_used() -> set[str]:
     """Every key this module looks up: the locale tests hold English to exactly these (with the editor's)."""
     status = {*_STATUS_KEYS.values(), "queued", "queuedAt", "finished", "collectedPrice"}
-    return {*(f"status.{key}" for key in status), *(f"errors.{key}" for key in _headline_keys()), "badges.costNotReported"}
+    return {*(f"status.{key}" for key in status), *(f"errors.{key}" for key in _headline_keys()), "badges.costNotReported",
+            "direction"}

@@ -26,7 +26,7 @@ translated "last run" badge and reads every status line the node sent; screensho
 and the settings for docs/.
 
 Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, pack, collect, restart, shots,
-                                        locale, searches, run_label, last_run>'
+                                        locale, searches, run_label, price_prefix, last_run>'
 """
 
 from __future__ import annotations
@@ -326,7 +326,7 @@ def localized_session(page: Page, config: dict, shots: Path) -> dict:
     page.evaluate(LISTEN_FOR_STATUS)
     page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
                   json.loads(Path(config["workflows"][0]).read_text()))
-    seen["loaded"] = wait_for_prices(page, "≈ $")
+    seen["loaded"] = wait_for_prices(page, config["price_prefix"])  # the base price in that language
     # A seed of this session's own: ComfyUI would otherwise reuse another session's cached run.
     page.evaluate("""([seed]) => { for (const n of (window.app.rootGraph ?? window.app.graph).nodes) {
         const w = (n.widgets ?? []).find(w => w.name === 'seed'); if (w) { w.value = seed; w.callback?.(seed); } } }""",

@@ -24,6 +24,7 @@ import dataclasses
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -796,10 +797,16 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
                             submits_before_restart, simulator, config_path, data_dir, shots)
 
 
+def model_info(sim: Any, model_id: str) -> dict[str, Any]:
+    """The simulator's own model info (GET /v1/models/{id}), as RunComfy answers it."""
+    answer = httpx.get(f"{sim.url}/v1/models/{model_id}", headers={"Authorization": f"Bearer {sim.token}"})
+    assert answer.status_code == 200, answer.text
+    return answer.json()
+
+
 def model_pricing(sim: Any, model_id: str) -> Any:
     """The simulator's own model info, read the way the pack reads RunComfy's."""
-    answer = httpx.get(f"{sim.url}/v1/models/{model_id}", headers={"Authorization": f"Bearer {sim.token}"})
-    return pack_import("client.pricing.prices").read_pricing(answer.json(), RESOLUTIONS)
+    return pack_import("client.pricing.prices").read_pricing(model_info(sim, model_id), RESOLUTIONS)
 
 
 def short(request_id: str) -> str:
@@ -999,6 +1006,23 @@ def locale_texts(lang: str) -> tuple[dict[str, Any], dict[str, Any], dict[str, A
     return read("nodeDefs.json"), read("settings.json"), {**main["runcomfyNanoBanana2"], "categories": main}
 
 
+def shown(lang: str, key: str, **params: Any) -> str:
+    """A text of the pack as the editor shows it in ``lang`` (for ar, fa, he with its bidi isolates), by the
+    server side's rule (nodes/user_language.py); the editor code's t() must agree with it."""
+    return pack_import("nodes.user_language").shown(lang, key, **params)
+
+
+def shown_prefix(lang: str, key: str, param: str) -> str:
+    """How a badge starts in ``lang`` up to the "$" of its amount ``param``: "last run $", "base $"."""
+    text = shown(lang, key, **{param: "$"})
+    return text[: text.index("$") + 1]
+
+
+def unmarked(text: str) -> str:
+    """``text`` without the bidi isolates a right-to-left locale puts around it and its values."""
+    return re.sub("[\u2066-\u2069]", "", text)
+
+
 def translated_part(title: str) -> str:
     """What a user types to find a node in their language: its title without the brand words."""
     return title.replace("Nano Banana 2", "").replace("(RunComfy)", "").replace("（RunComfy）", "").strip()
@@ -1029,25 +1053,44 @@ def localized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
             for index, lang in enumerate(languages):
                 for setting, value in (("Comfy.Locale", lang), ("Comfy.VueNodes.Enabled", nodes_2)):
                     assert comfy.http.post(f"/settings/{setting}", json=value).status_code == 200
-                _, _, texts = locale_texts(lang)
                 titles = json.loads((PACK_ROOT / "locales" / lang / "nodeDefs.json").read_text("utf-8"))
                 seen[lang] = run_editor_session(comfy, {
                     "url": comfy.url + "/", "chromium": find_chromium(), "token": "", "nodes_2": nodes_2,
                     "pack": PACK_NAME, "workflows": [str(WORKFLOW_DIR / "nano_banana_2_edit.json")],
                     "shots": str(base / "shots" / lang), "locale": lang, "seed": 500 + index,
                     "searches": [translated_part(titles[name]["display_name"]) for name in (EDIT, T2I)],
-                    "run_label": RUN_LABEL[lang], "last_run": texts["badges"]["lastRun"].split("{cost}")[0] + "$",
+                    "run_label": RUN_LABEL[lang], "last_run": shown_prefix(lang, "badges.lastRun", "cost"),
+                    # RunComfy's base price in plain words, until the first run is billed at 1K: from then on
+                    # the badge says what was billed (the sessions share one journal).
+                    "price_prefix": shown_prefix(lang, "badges.priceBaseVaries" if index == 0 else "badges.priceBilled",
+                                                 "price"),
                 }, f"{label} {lang}")
                 seen[lang]["shots"] = str(base / "shots" / lang)
             settings_file = base / "user" / "default" / "comfy.settings.json"
             yield LocalizedSessions(seen, nodes_2, settings_file, simulator)
 
 
+def expected_price_badge(localized: LocalizedSessions, lang: str) -> str:
+    """The edit node's price badge (1K, one image) as ``lang``'s session must see it: RunComfy's base price in
+    plain words for the first language, then what the first run was billed (the sessions share one journal)."""
+    first = list(localized.seen)[0]
+    if lang == first:
+        return shown(lang, "badges.priceBaseVaries", price=usd(model_info(localized.sim, MODEL_OF[EDIT])["base_price_usd"]))
+    billed = reported_job(localized.sim, localized_request_id(localized, first))
+    return shown(lang, "badges.priceBilled", price=usd(billed["cost"]), resolution="1K", date=time.strftime("%m-%d"))
+
+
+def localized_request_id(localized: LocalizedSessions, lang: str) -> str:
+    """The request id of ``lang``'s run, from its "last run $… · <short id>" badge."""
+    badge = unmarked(localized.seen[lang]["localized"]["after_run"][0]["badges"][-1])
+    return submitted_id(localized.sim, badge.rsplit(" · ", 1)[1])
+
+
 def test_node_titles_labels_and_badges_are_in_the_editors_language(localized: LocalizedSessions):
     for lang, result in localized.seen.items():
         seen = result["localized"]
         assert seen["locale"] == lang and bool(seen["nodes_2"]) == localized.nodes_2
-        defs, _, texts = locale_texts(lang)
+        defs, _, _ = locale_texts(lang)
         (node,) = [node for node in seen["nodes"] if node["type"] == EDIT]
         expected = defs[EDIT]
         assert node["title"] == expected["display_name"], (lang, node["title"])
@@ -1057,12 +1100,15 @@ def test_node_titles_labels_and_badges_are_in_the_editors_language(localized: Lo
             assert label == expected["inputs"][name]["name"], (lang, name, label)
         assert node["outputs"] == [expected["outputs"][str(i)]["name"] for i in range(2)], (lang, node["outputs"])
         (loaded,) = seen["loaded"]
-        assert loaded["badges"][-2] == texts["badges"]["billedPerImage"] and loaded["badges"][-1].startswith("≈ $")
+        assert loaded["badges"][-2] == shown(lang, "badges.billedPerImage"), (lang, loaded["badges"])
+        assert loaded["badges"][-1] == expected_price_badge(localized, lang), (lang, loaded["badges"])
         (after,) = seen["after_run"]
-        assert after["badges"][-1].startswith(texts["badges"]["lastRun"].split("{cost}")[0] + "$"), after
+        request_id = localized_request_id(localized, lang)
+        cost = usd(reported_job(localized.sim, request_id)["cost"])
+        assert after["badges"][-1] == shown(lang, "badges.lastRun", cost=cost, which=short(request_id)), after
         if localized.nodes_2:  # what a person reads on the node (DOM)
-            shown = seen["after_run_dom"][after["id"]]
-            assert texts["badges"]["billedPerImage"] in shown and after["badges"][-1] in shown, shown
+            on_node = seen["after_run_dom"][after["id"]]
+            assert shown(lang, "badges.billedPerImage") in on_node and after["badges"][-1] in on_node, on_node
         assert not [error for error in result["page_errors"] if "runcomfy" in error.lower()], result["page_errors"]
 
 
@@ -1078,17 +1124,19 @@ def test_settings_runcomfy_is_in_the_editors_language(localized: LocalizedSessio
     for lang, result in localized.seen.items():
         settings_seen = result["localized"]["settings"]
         _, settings, texts = locale_texts(lang)
-        shown = settings_seen["dialog_text"]
-        for category in ("Account", "Spending"):
-            assert texts["categories"]["settingsCategories"][category] in shown, (lang, category)
+        dialog = settings_seen["dialog_text"]
+        for category in ("Account", "Spending", "Network"):
+            assert texts["categories"]["settingsCategories"][category] in dialog, (lang, category)
         for entry in settings.values():
-            assert entry["name"] in shown, (lang, entry["name"])
+            assert entry["name"] in dialog, (lang, entry["name"])
         panel = settings_seen["panel"]
-        assert panel["runcomfy-token-check"] == texts["settings"]["checkValid"], panel
-        assert panel["runcomfy-token-source"] == texts["settings"]["sourceEnvironment"].replace(
-            "{variable}", "RUNCOMFY_API_TOKEN"), panel
-        keys = ("checkAndSave", "removeToken", "checkAgain", "refresh", "save", "noLimit")
-        assert settings_seen["buttons"] == [texts["settings"][key] for key in keys], settings_seen["buttons"]
+        assert panel["runcomfy-token-check"] == shown(lang, "settings.checkValid"), panel
+        assert panel["runcomfy-token-source"] == shown(lang, "settings.sourceEnvironment",
+                                                       variable="RUNCOMFY_API_TOKEN"), panel
+        # Every button of the panel, in whatever order the editor lays the entries out.
+        keys = ("settings.checkAndSave", "settings.removeToken", "settings.checkAgain", "settings.refresh",
+                "settings.save", "settings.noLimit", "proxy.save", "proxy.remove")
+        assert sorted(settings_seen["buttons"]) == sorted(shown(lang, key) for key in keys), (lang, settings_seen)
 
 
 def test_a_run_succeeds_and_its_status_line_is_in_the_editors_language(localized: LocalizedSessions):
@@ -1097,13 +1145,17 @@ def test_a_run_succeeds_and_its_status_line_is_in_the_editors_language(localized
         seen = result["localized"]
         assert seen["run_buttons"] >= 1 and seen["images_shown"], (lang, seen["run_buttons"])
         lines = [event["text"] for event in seen["status_texts"]]
-        request_id = submitted_id(localized.sim, seen["after_run"][0]["badges"][-1].rsplit(" · ", 1)[1])
-        assert texts_of.text(lang, "status.submitted", id=request_id) in lines, (lang, lines)
-        assert texts_of.text(lang, "status.running", id=request_id) in lines, (lang, lines)
-        price = f"${reported_job(localized.sim, request_id)['cost']:.3f}"
-        finished = texts_of.text(lang, "status.finished", model="google/nano-banana-2/edit · ", id=request_id,
-                                 status="completed", price=price, count=1, width=1024, height=1024)
+        request_id = localized_request_id(localized, lang)
+        assert shown(lang, "status.submitted", id=request_id) in lines, (lang, lines)
+        assert shown(lang, "status.running", id=request_id) in lines, (lang, lines)
+        cost = reported_job(localized.sim, request_id)["cost"]
+        finished = texts_of.finished_line(lang, "", model_id="google/nano-banana-2/edit", request_id=request_id,
+                                          status="completed", cost=cost, reused_from=None, collected=False, count=1,
+                                          width=1024, height=1024)
         assert lines[-1] == finished, (lang, lines[-1])
+        assert unmarked(finished) == unmarked(texts_of.text(
+            lang, "status.finished", model="google/nano-banana-2/edit · ", id=request_id, status="completed",
+            price=f"${cost:.3f}", count=1, width=1024, height=1024)), "the marks changed more than the direction"
         assert seen["told_server"] == lang, "the editor did not tell the server its language"
     last = list(localized.seen)[-1]
     assert json.loads(localized.settings_file.read_text())["RunComfy.EditorLocale"] == last

@@ -8,6 +8,7 @@ RunComfy says (status word, reason) and the request id are never translated.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import types
 
@@ -113,7 +114,9 @@ def test_englishs_status_texts_are_the_clients_own_words(update):
 @pytest.mark.parametrize("lang", [p.name for p in user_language.LOCALES.iterdir() if p.name != "en"])
 @pytest.mark.parametrize("update", UPDATES, ids=lambda u: f"{u.stage.value}-{u.queue_position}-{u.detail}")
 def test_every_locale_words_every_update_and_keeps_what_runcomfy_says(lang, update):
-    line = user_language.status_line(update, lang)
+    marked = user_language.status_line(update, lang)
+    assert bool(re.search(BIDI_ISOLATES, marked)) == (lang in RIGHT_TO_LEFT), (lang, marked)
+    line = re.sub(BIDI_ISOLATES, "", marked)
     assert line and line != update.describe(), (lang, line)
     if update.request_id and update.stage not in (Stage.REUSED, Stage.RESUMING):
         assert line.endswith(f" · {RID}"), line
@@ -124,6 +127,37 @@ def test_every_locale_words_every_update_and_keeps_what_runcomfy_says(lang, upda
         if kept:
             assert kept in line, (lang, line)
     assert "{" not in line, line
+
+
+RIGHT_TO_LEFT = ("ar", "fa", "he")
+BIDI_ISOLATES = "[\u2066-\u2069]"
+RLI, FSI, PDI = "\u2067", "\u2068", "\u2069"
+
+
+def test_the_right_to_left_locales_say_so_and_the_others_do_not():
+    for lang in user_language_locales():
+        assert user_language.right_to_left(lang) == (lang in RIGHT_TO_LEFT), lang
+
+
+def user_language_locales() -> list[str]:
+    return sorted(path.name for path in user_language.LOCALES.iterdir() if path.is_dir())
+
+
+def test_a_right_to_left_line_keeps_ids_prices_and_sizes_in_their_own_direction():
+    """The editor lays its page out left to right: an Arabic line is an RTL isolate, its values FSI ones,
+    else "$0.080" reads "0.080$" and the id is torn apart (seen in the editor's screenshots)."""
+    done = JobUpdate(Stage.DONE, RID, "completed", detail="$0.080")
+    assert user_language.status_line(done, "ar") == (
+        RLI + user_language.text("ar", "status.done", cost=f"{FSI}$0.080{PDI}", id=f"{FSI}{RID}{PDI}") + PDI)
+    assert user_language.status_line(JobUpdate(Stage.SUBMITTING, None, None), "he") == (
+        RLI + user_language.text("he", "status.submitting") + PDI)
+    finished = user_language.finished_line(
+        "fa", "unused", model_id="google/nano-banana-2/edit", request_id=RID, status="completed", cost=0.08,
+        reused_from=None, collected=False, count=1, width=1376, height=768)
+    assert finished.startswith(f"{RLI}{FSI}google/nano-banana-2/edit{PDI} · ") and finished.endswith(PDI)
+    assert f"\u2066{FSI}1376{PDI}×{FSI}768{PDI}{PDI}" in finished, "width×height reads left to right"
+    assert f"{FSI}$0.080{PDI}" in finished and f"{FSI}{RID}{PDI}" in finished
+    assert not re.search(BIDI_ISOLATES, user_language.status_line(done, "fr"))
 
 
 def test_french_and_traditional_chinese_lines():

@@ -57,11 +57,32 @@ function lookup(locale, key) {
   return typeof value === "string" ? value : undefined;
 }
 
+// Unicode bidi isolates (UAX #9): right-to-left, first-strong, and their end.
+const RTL_ISOLATE = "\u2067";
+const FIRST_STRONG_ISOLATE = "\u2068";
+const POP_ISOLATE = "\u2069";
+const ISOLATE_START = /^[\u2066\u2067\u2068]/;
+
+/**
+ * In a right-to-left language (its own "direction" entry: ar, fa, he) the editor still lays its page and
+ * canvas out left to right, so a badge like "آخر تشغيل $0.08 · 6296916f…" would show as "0.08$" with the
+ * id torn apart. The text becomes a right-to-left isolate and every value in it a first-strong one (a
+ * value that is a text of ours already is one); nodes/user_language.py does the same for the status line.
+ */
+function directed(text, params, rightToLeft) {
+  const value = (name) => {
+    const shown = String(params[name]);
+    return !rightToLeft || !shown || ISOLATE_START.test(shown) ? shown : `${FIRST_STRONG_ISOLATE}${shown}${POP_ISOLATE}`;
+  };
+  const filled = text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? value(name) : match));
+  return rightToLeft && filled ? `${RTL_ISOLATE}${filled}${POP_ISOLATE}` : filled;
+}
+
 /** The text for ``key`` in the editor's language, ``{name}`` filled from ``params``. */
 export function t(key, params = {}) {
   const locale = editorLocale();
   tellServer(locale);
   const base = locale.split("-")[0];
-  const text = lookup(locale, key) ?? lookup(base, key) ?? lookup("en", key) ?? key;
-  return text.replace(/\{(\w+)\}/g, (match, name) => (name in params ? String(params[name]) : match));
+  const find = (name) => lookup(locale, name) ?? lookup(base, name) ?? lookup("en", name);
+  return directed(find(key) ?? key, params, find("direction") === "rtl");
 }
