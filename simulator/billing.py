@@ -31,7 +31,8 @@ _MODEL_PRICING: dict[str, dict[str, object]] = {
     # RunComfy's catalog states a base price and a note in words (runcomfy-api.md): the default.
     "plain": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note": PLAIN_NOTE},
     "prose": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output", "pricing_note":
-              "Priced per generated image; larger outputs cost more. See your RunComfy dashboard for current rates."},
+              ("Priced per generated image; larger outputs cost more. See your RunComfy dashboard for current rates "
+               "(simulator note, prices invented for testing).")},
     "base_only": {"base_price_usd": PRICES_USD["1K"], "price_unit": "output"},
     "missing": {},
 }

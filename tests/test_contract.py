@@ -14,6 +14,10 @@ The client's validator is getting stricter in parallel work (prompt
 normalisation, seed range, URL checks): extend ``CASES`` freely, and write each
 new deliberate difference into ``CLIENT_ONLY``.
 
+A second table, ``WIRE``, runs the other way: the answers the simulator sends
+(cancel, error codes on their paired statuses, catalog entries, result URLs),
+each read by the client's own parser.
+
 The schemas behind both are compared field by field with the model pages,
 kept as a fixture (``fixtures/model_pages``) so this runs where
 ``../shared`` is absent.
@@ -285,3 +289,115 @@ def test_opt_in_server_rules_refuse_what_they_name(rule: str, case_name: str, fi
     problems = validation.validate(case.model, case.body, (rule,))[2]
     assert [name for name, _ in problems] == [field]
     assert not validation.validate(T2I, {"prompt": "p", "seed": -(2**31)}, (rule,))[2]
+
+
+# ---------------------------------------------------------------- wire shapes (issue 14)
+# The answers the simulator sends, as RunComfy's sources give them, each read by the
+# client's own parser: one row per shape, sent for real over loopback HTTP.
+
+responses = pack_import("client.transport.responses")
+download = pack_import("client.transport.download")
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One simulator setting, the call made with it, and what the client must make of the answer."""
+
+    name: str
+    options: dict[str, Any]
+    call: str  # "cancel_queued", "cancel_running", "bad_token", "unknown_request", "no_balance"
+    reading: Any
+
+    def __str__(self) -> str:
+        return self.name
+
+
+WIRE = [
+    Wire("cancel answered as RunComfy's clients expect", {}, "cancel_queued", True),
+    Wire("cancel outcome only", {"cancel_body": "outcome"}, "cancel_queued", True),
+    Wire("cancel status only", {"cancel_body": "status"}, "cancel_queued", True),
+    Wire("cancel 'canceled'", {"cancel_outcome": "canceled", "status_words": {"cancelled": "canceled"}},
+         "cancel_queued", True),
+    Wire("cancel 'cancellation_requested'", {"cancel_outcome": "cancellation_requested"}, "cancel_queued", True),
+    Wire("cancel of a running job", {}, "cancel_running", False),
+    Wire("cancel of a running job, outcome only", {"cancel_body": "outcome"}, "cancel_running", False),
+    Wire("cancel of a running job, status only", {"cancel_body": "status"}, "cancel_running", False),
+    Wire("400004 on 401", {}, "bad_token", "AuthenticationError"),
+    Wire("400004 on 400", {"error_statuses": {"400004": 400}}, "bad_token", "AuthenticationError"),
+    Wire("400004 on 200", {"error_statuses": {"400004": 200}}, "bad_token", "AuthenticationError"),
+    Wire("404001 on 404", {}, "unknown_request", "NotFoundError"),
+    Wire("404001 on 400", {"error_statuses": {"404001": 400}}, "unknown_request", "NotFoundError"),
+    Wire("400002 on 402", {}, "no_balance", "InsufficientBalanceError"),
+    Wire("400002 on 400", {"error_statuses": {"400002": 400}}, "no_balance", "InsufficientBalanceError"),
+]
+
+
+def _wire_answer(sim: Any, row: Wire) -> tuple[int, Any]:
+    import httpx
+
+    sim.configure(**row.options)
+    auth = {"Authorization": f"Bearer {sim.token}"}
+    with httpx.Client(base_url=sim.url, headers=auth) as http:
+        if row.call.startswith("cancel"):
+            if row.call == "cancel_queued":
+                sim.script_next_jobs("queued_forever")
+            else:
+                sim.script_next_jobs("never_finishes", queue_seconds=0)
+            request_id = http.post(f"/v1/models/{T2I}", json={"prompt": "p"}).json()["request_id"]
+            answer = http.post(f"/v1/requests/{request_id}/cancel")
+        elif row.call == "bad_token":
+            answer = http.get(f"/v1/requests/{'0' * 8}-0000-4000-8000-{'0' * 12}/status",
+                              headers={"Authorization": "Bearer not-" + sim.token})
+        elif row.call == "unknown_request":
+            answer = http.get(f"/v1/requests/{'0' * 8}-0000-4000-8000-{'0' * 12}/result")
+        else:
+            sim.set_balance(0.0)
+            answer = http.post(f"/v1/models/{T2I}", json={"prompt": "p"})
+    return answer.status_code, answer.json()
+
+
+@pytest.mark.parametrize("row", WIRE, ids=str)
+def test_the_client_reads_each_wire_shape_the_simulator_sends(simulator: Any, row: Wire) -> None:
+    status, body = _wire_answer(simulator, row)
+    if row.call.startswith("cancel"):
+        assert status == 200 and set(body) <= {"request_id", "status", "outcome"} and "request_id" in body
+        assert responses.parse_cancel(body).cancelled is row.reading, body
+    else:
+        assert set(body) >= {"error_code", "error_message"} and isinstance(body["error_code"], int), body
+        assert type(responses.error_from_response(status, body)).__name__ == row.reading, (status, body)
+
+
+def test_the_catalog_shapes_are_what_the_client_reads(simulator: Any) -> None:
+    import httpx
+
+    auth = {"Authorization": f"Bearer {simulator.token}"}
+    with httpx.Client(base_url=simulator.url, headers=auth) as http:
+        entry = http.get(f"/v1/models/{EDIT}", params={"include_schema": "true"}).json()
+        listed = http.get("/v1/models", params={"category": "image-to-image", "limit": "5"}).json()
+    assert {"model_id", "display_name", "categories", "base_price_usd", "price_unit", "pricing_note",
+            "schema"} <= set(entry) and entry["model_id"] == EDIT
+    assert entry["price_unit"] in ("output", "second") and isinstance(entry["categories"], list)
+    assert "invented" in entry["pricing_note"]  # the simulator's prices say they are made up
+    assert set(listed) == {"models", "total"} and listed["total"] == 1 and listed["models"][0]["model_id"] == EDIT
+
+
+@pytest.mark.parametrize("output_host, fetched", [
+    ("cdn.runcomfy.net", True), ("cdn.runcomfy.com", True), ("cdn.runcomfy.com.evil.example", False),
+])
+def test_result_urls_on_runcomfy_hosts_pass_the_clients_host_rule(simulator: Any, output_host: str,
+                                                                   fetched: bool) -> None:
+    import httpx
+
+    simulator.script_next_jobs(output_host=output_host, queue_seconds=0, run_seconds=0)
+    with httpx.Client(base_url=simulator.url, headers={"Authorization": f"Bearer {simulator.token}"}) as http:
+        request_id = http.post(f"/v1/models/{T2I}", json={"prompt": "p", "resolution": "0.5K"}).json()["request_id"]
+        simulator.wait_until(lambda: simulator.state(request_id) == "completed", timeout=15)
+        urls = responses.parse_result(http.get(f"/v1/requests/{request_id}/result").json(), request_id).image_urls
+    policy = download.DownloadPolicy(api_host="model-api.runcomfy.net")
+    assert urls and all(url.startswith(f"https://{output_host}/") for url in urls)
+    for url in urls:
+        if fetched:
+            assert policy.check_url(url) == url
+        else:
+            with pytest.raises(pack_import("client.errors").DownloadError):
+                policy.check_url(url)
