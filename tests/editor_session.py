@@ -38,6 +38,7 @@ import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # window.app is set before the editor restores its first workflow; loading ours before that
 # finished would be replaced by it, so ready means a workflow is open.
@@ -297,8 +298,14 @@ def search_node_library(page: Page, query: str) -> list[str]:
     """Double-click the empty canvas (the node search opens), type ``query``, read the results."""
     box = page.evaluate("() => { const r = window.app.canvas.canvas.getBoundingClientRect();"
                         " return [r.left, r.top, r.width, r.height]; }")
-    page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
-    page.get_by_role("option").first.wait_for(timeout=15000)
+    for attempt in range(3):  # a double-click while the editor is busy redrawing may be taken as two clicks
+        page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
+        try:
+            page.get_by_role("option").first.wait_for(timeout=5000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     page.keyboard.type(query)
     page.wait_for_timeout(1500)  # the list filters as one types; nothing to wait for but the typing
     found = page.get_by_role("option").all_inner_texts()
