@@ -25,8 +25,11 @@ RunComfy; presses the editor's Run button (``run_label`` in that language), wait
 translated "last run" badge and reads every status line the node sent; screenshots the graph
 and the settings for docs/.
 
+With ``price_badges`` (English, token in ComfyUI's environment): the edit example's price badge before any
+job, after a job run at 2K and one more image, then Settings -> RunComfy -> Proxy saving ``proxy``.
+
 Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows, pack, collect, restart, shots,
-                                        locale, searches, run_label, price_prefix, last_run>'
+                                        locale, searches, run_label, price_prefix, last_run, price_badges, proxy>'
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import tempfile
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, sync_playwright
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 # window.app is set before the editor restores its first workflow; loading ours before that
 # finished would be replaced by it, so ready means a workflow is open.
@@ -297,8 +301,14 @@ def search_node_library(page: Page, query: str) -> list[str]:
     """Double-click the empty canvas (the node search opens), type ``query``, read the results."""
     box = page.evaluate("() => { const r = window.app.canvas.canvas.getBoundingClientRect();"
                         " return [r.left, r.top, r.width, r.height]; }")
-    page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
-    page.get_by_role("option").first.wait_for(timeout=15000)
+    for attempt in range(3):  # a double-click while the editor is busy redrawing may be taken as two clicks
+        page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
+        try:
+            page.get_by_role("option").first.wait_for(timeout=5000)
+            break
+        except PlaywrightTimeout:
+            if attempt == 2:
+                raise
     page.keyboard.type(query)
     page.wait_for_timeout(1500)  # the list filters as one types; nothing to wait for but the typing
     found = page.get_by_role("option").all_inner_texts()
@@ -357,6 +367,48 @@ def localized_session(page: Page, config: dict, shots: Path) -> dict:
     return seen
 
 
+def set_combo(page: Page, node_id: str, name: str, value: str) -> None:
+    """Choose ``value`` in a dropdown widget as its menu does: the widget's value, then its callback."""
+    page.evaluate("""([id, name, value]) => { const graph = window.app.rootGraph ?? window.app.graph;
+        const node = graph.getNodeById(id) ?? graph.getNodeById(Number(id));
+        const w = node.widgets.find(w => w.name === name); w.value = value; w.callback?.(value); }""",
+                  [node_id, name, value])
+
+
+def price_badges_session(page: Page, config: dict, shots: Path) -> dict:
+    """The price badge before any job (RunComfy's base price in plain words), after a billed 2K job (what
+    that job cost), and Settings -> RunComfy -> Proxy saving a URL with a password."""
+    page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
+                  json.loads(Path(config["workflows"][0]).read_text()))
+    seen: dict = {"loaded": wait_for_prices(page, "base $")}
+    node_id = seen["loaded"][0]["id"]
+    if config["nodes_2"]:
+        seen["loaded_dom_titles"] = page.evaluate(
+            "(id) => [...document.querySelectorAll(`[data-node-id='${id}'] [title]`)].map(e => e.title)", node_id)
+    page.evaluate("() => { window.app.canvas.ds.offset[1] += 70; window.app.canvas.setDirty(true, true); }")
+    page.screenshot(path=str(shots / "price-base.png"))
+    set_combo(page, node_id, "resolution", "2K")
+    seen["two_k"] = wait_for_prices(page, "base $")
+    page.get_by_role("button", name="Run", exact=True).first.click()
+    seen["after_run"] = wait_for_prices(page, "last run $", timeout=120000)
+    add_an_image(page, node_id, config["nodes_2"])
+    page.wait_for_function(f"""() => ({BADGES})()[0].badges.at(-1).includes('as billed for 2K')""", timeout=30000)
+    seen["billed"] = badges(page)
+    page.screenshot(path=str(shots / "price-billed.png"))
+    open_settings(page)
+    runcomfy_panel(page)
+    page.get_by_test_id("runcomfy-proxy-input").fill(config["proxy"])
+    page.get_by_test_id("runcomfy-proxy-save").click()
+    page.wait_for_function("() => document.querySelector('[data-testid=runcomfy-proxy-message]')?.innerText", timeout=15000)
+    seen["proxy"] = page.evaluate("""() => Object.fromEntries(['state', 'message', 'detail'].map(k =>
+        [k, document.querySelector(`[data-testid=runcomfy-proxy-${k}]`)?.innerText]))""")
+    seen["proxy_input"] = page.get_by_test_id("runcomfy-proxy-input").input_value()
+    seen["page_text"] = page.evaluate("() => document.body.innerText")
+    page.get_by_test_id("runcomfy-proxy-state").scroll_into_view_if_needed()
+    page.screenshot(path=str(shots / "price-settings-proxy.png"))
+    return seen
+
+
 def main(config: dict) -> dict:
     shots = Path(config["shots"])
     shots.mkdir(parents=True, exist_ok=True)
@@ -379,6 +431,9 @@ def main(config: dict) -> dict:
             result["version"] = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
             result["comfy_org_user"] = page.evaluate(
                 "() => window.app.extensionManager?.user?.currentUser ?? null")
+            if config.get("price_badges"):
+                result["price_badges"] = price_badges_session(page, config, shots)
+                return result
             if config.get("locale"):
                 result["localized"] = localized_session(page, config, shots)
                 return result

@@ -26,7 +26,7 @@ function addStyles() {
 .runcomfy-setting input[type=password], .runcomfy-setting input[type=number], .runcomfy-setting input[type=url] { padding:4px 8px; border-radius:6px;
   border:1px solid var(--border-color, #555); background:var(--comfy-input-bg, #222); color:var(--input-text, #ddd); }
 .runcomfy-button { padding:4px 10px; border-radius:6px; cursor:pointer; border:1px solid var(--border-color, #555);
-  background:var(--comfy-input-bg, #333); color:var(--input-text, #ddd); }
+  background:var(--comfy-input-bg, #333); color:var(--input-text, #ddd); white-space:nowrap; }
 .runcomfy-button:hover:not(:disabled) { filter:brightness(1.25); }
 .runcomfy-button:disabled, .runcomfy-setting input:disabled { opacity:0.45; cursor:default; }`,
   });
@@ -212,7 +212,8 @@ function renderDailyLimit() {
   const save = button(t("settings.save"), () => store(input.value.trim() === "" ? null : Number(input.value)), "runcomfy-limit-save");
   const off = button(t("settings.noLimit"), () => store(null), "runcomfy-limit-off");
   const message = line("", "runcomfy-limit-message");
-  root.append(element("div", { style: "display:flex;gap:6px;align-items:center" }, ["US$", input, save, off]), message);
+  root.append(element("div", { style: "display:flex;gap:6px;align-items:center;flex-wrap:wrap;justify-content:flex-end" },
+    ["US$", input, save, off]), message); // wraps instead of squeezing a longer label ("Aucune limite")
   async function store(value) {
     try {
       const { preferences } = await call("POST", "/preferences", { daily_spend_limit_usd: value });
