@@ -508,7 +508,8 @@ def fast_sign_in(simulator):
 
 
 async def test_signing_in_shows_a_code_and_link_then_the_account_with_no_token_in_any_answer(
-        fast_sign_in, env, sign_in_file, config_path):
+        fast_sign_in, env, sign_in_file, config_path, caplog):
+    caplog.set_level(logging.DEBUG)
     simulator = fast_sign_in
     answers: list[str] = []
     async with serve(env, answers) as editor:
@@ -529,6 +530,8 @@ async def test_signing_in_shows_a_code_and_link_then_the_account_with_no_token_i
     token = json.loads(sign_in_file.read_text())["access_token"]
     assert token != simulator.token and stat.S_IMODE(sign_in_file.stat().st_mode) == 0o600
     assert not any(token in answer for answer in answers) and not any("device_code" in a for a in answers)
+    assert not any(token in record.getMessage() for record in caplog.records)
+    assert any("Signed in with RunComfy" in record.getMessage() for record in caplog.records)
     assert not config_path.exists() or "token_saved_here" not in config_path.read_text()
 
 
