@@ -7,6 +7,8 @@
     python <pack folder> batch jobs.csv --out out/                     # many jobs from a file, priced first
     python <pack folder> text-to-image --simulator --prompt "try it"   # no token needed
     python <pack folder> simulator --port 8189                          # serve the simulator
+    python <pack folder> login | logout | whoami                       # sign in the RunComfy CLI's way
+    python <pack folder> login --simulator                             # try the sign-in with no account
 
 Options mirror the model schemas. Files are written as
 ``<out>/<request id>-<n>.<ext>``; the request id and the cost are printed.
@@ -90,6 +92,11 @@ def build_parser() -> argparse.ArgumentParser:
     history = commands.add_parser("history", help="list recent jobs of this account, newest first")
     history.add_argument("--limit", type=int, default=20, help="how many jobs (default 20)")
     history.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    login = commands.add_parser("login", help="sign in with RunComfy (device code, as `runcomfy login`)")
+    login.add_argument("--simulator", action="store_true",
+                       help="sign in against a local simulator that approves on its own (your sign-in is untouched)")
+    commands.add_parser("logout", help="remove the stored token (token.json, shared with RunComfy's CLI)")
+    commands.add_parser("whoami", help="who the token belongs to, the balance, and where the token comes from")
     # Listed for --help only: main() hands everything after "simulator" to its own parser.
     commands.add_parser("simulator", help="serve the local RunComfy simulator until Ctrl-C (see: simulator --help)")
     return parser
@@ -140,7 +147,8 @@ def _target(use_simulator: bool) -> Iterator[Settings]:
 
     with Simulator(queue_seconds=0.5, run_seconds=1.5) as simulator:
         print(f"simulator: {simulator.url} (local, nothing is billed)", file=sys.stderr)
-        yield Settings(base_url=simulator.url, token=simulator.token, token_source="simulator")
+        yield Settings(base_url=simulator.url, token=simulator.token, token_source="simulator",
+                       www_base_url=simulator.www_url, account_base_url=simulator.api_url)
 
 
 def _stop_on_ctrl_c(second: Callable[[], None] | None = None) -> Stop:
@@ -244,6 +252,31 @@ async def _batch(settings: Settings, args: argparse.Namespace) -> int:
     return await run_batch(settings, options, _stop_on_ctrl_c(quit_now), journalled=not args.simulator)
 
 
+def _account(args: argparse.Namespace) -> int:
+    """login / logout / whoami; ``login --simulator`` keeps the user's own sign-in file untouched."""
+    from .client.account import command
+
+    if not getattr(args, "simulator", False):
+        try:
+            settings = load_settings()
+        except RunComfyError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        return command.run(args.command, settings)
+    import tempfile
+
+    from .simulator.server import Simulator
+
+    with Simulator(sign_in_auto="approve", sign_in_poll_interval=0.5) as simulator, \
+            tempfile.TemporaryDirectory(prefix="runcomfy-sim-") as folder:
+        print(f"simulator: {simulator.url} (local, approves the sign-in on its own)", file=sys.stderr)
+        env = {name: value for name, value in os.environ.items() if not name.startswith("RUNCOMFY_")}
+        env.update(RUNCOMFY_CONFIG_DIR=folder, RUNCOMFY_CONFIG=str(Path(folder) / "config.json"),
+                   RUNCOMFY_API_BASE_URL=simulator.url, RUNCOMFY_WWW_BASE_URL=simulator.www_url,
+                   RUNCOMFY_ACCOUNT_BASE_URL=simulator.api_url)
+        return command.run("login", load_settings(env), env)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(level=os.environ.get("RUNCOMFY_LOG_LEVEL", "WARNING"), format="%(levelname)s %(message)s")
@@ -252,6 +285,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return simulator_main(argv[1:])
     args = build_parser().parse_args(argv)
+    if args.command in ("login", "logout", "whoami"):
+        return _account(args)
     try:
         if args.command == "history":
             return _history(args.limit, args.json)

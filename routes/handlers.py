@@ -1,4 +1,4 @@
-"""The pack's routes on ComfyUI's server: price, account, token, preferences.
+"""The pack's routes on ComfyUI's server: price and preferences (the account's are ``account.py``).
 
 Every answer is JSON; errors are ``{"error": "<one line>"}`` with a 4xx/5xx
 status. No answer ever holds the token, not even part of it: the editor only
@@ -14,24 +14,14 @@ from typing import Any, Callable, Mapping
 
 from aiohttp import web
 
-from ..client.ledger import spend
-from ..client.config.settings import (
-    PREFERENCE_DEFAULTS,
-    TOKEN_VARIABLES,
-    Settings,
-    check_preference,
-    check_token_text,
-    default_config_path,
-    load_settings,
-    read_config_values,
-    update_config_file,
-)
+from ..client.config.settings import PREFERENCE_DEFAULTS, Settings, check_preference, load_settings, update_config_file
 from ..client.errors import ConfigurationError
-from ..client.pricing.model_info import ERROR, NO_TOKEN, OK, REJECTED, UNREACHABLE, ModelInfoCache, check_token
+from ..client.pricing.model_info import OK, ModelInfoCache
 from ..client.job.jobs import shared_storage
 from ..client.ledger.fingerprint import account_fingerprint
 from ..client.pricing.estimate import Billed, estimate_job
 from ..client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from .account import AccountRoutes
 from .guard import Refusal, answer, read_json_object, refusal_answer, refuse_cross_site
 
 log = logging.getLogger("runcomfy")
@@ -39,10 +29,6 @@ log = logging.getLogger("runcomfy")
 PREFIX = "/runcomfy-nb2"
 # Which RunComfy model each node runs (the editor knows nodes, RunComfy knows models).
 NODE_MODELS = {"RunComfyNanoBanana2TextToImage": TEXT_TO_IMAGE, "RunComfyNanoBanana2Edit": EDIT}
-# The model whose info doubles as the token check: any model of the account works.
-CHECK_MODEL = TEXT_TO_IMAGE
-# What the settings panel shows for each lookup state.
-_CHECK_STATES = {OK: "valid", REJECTED: "rejected", NO_TOKEN: "no_token", UNREACHABLE: "unreachable", ERROR: "error"}
 
 Handler = Callable[[web.Request], Any]
 
@@ -70,12 +56,11 @@ class PackRoutes:
     def __init__(self, env: Mapping[str, str] = os.environ, cache: ModelInfoCache | None = None) -> None:
         self.env = env
         self.cache = cache or ModelInfoCache()
+        self.account = AccountRoutes(env)
 
     def add_to(self, table: web.RouteTableDef) -> None:
         table.get(f"{PREFIX}/price")(_guarded(self.price))
-        table.get(f"{PREFIX}/account")(_guarded(self.account))
-        table.post(f"{PREFIX}/token")(_guarded(self.store_token))
-        table.delete(f"{PREFIX}/token")(_guarded(self.remove_token))
+        self.account.add_to(table, PREFIX, _guarded)
         table.post(f"{PREFIX}/preferences")(_guarded(self.set_preferences))
 
     # -- price ---------------------------------------------------------------
@@ -125,95 +110,6 @@ class PackRoutes:
             "pricing_note": estimate.pricing_note,
             "reason": estimate.reason if estimate.source != "listed" else None,
         })
-
-    # -- account -------------------------------------------------------------
-
-    async def account(self, request: web.Request) -> web.Response:
-        """Where the token comes from, whether RunComfy accepts it, preferences, session spend.
-
-        ``?refresh=1`` asks RunComfy again instead of using the last few minutes' answer.
-        """
-        refuse_cross_site(request, changes_state=False)
-        refresh = request.query.get("refresh") in ("1", "true")
-        return answer(await self._account_state(refresh=refresh))
-
-    async def _account_state(self, *, refresh: bool = False) -> dict[str, Any]:
-        summary = spend.summary()
-        state: dict[str, Any] = {
-            "token": self._token_state(),
-            "spend": {"session_total_usd": summary.total_usd, "session_jobs": summary.jobs,
-                      "jobs_without_cost": summary.jobs_without_cost},
-            "preferences": None,
-            "check": None,
-            "config_error": None,
-        }
-        try:
-            settings = load_settings(self.env)
-        except ConfigurationError as exc:
-            state["config_error"] = str(exc)
-            state["check"] = {"state": "error", "message": str(exc), "checked_at": None}
-            return state
-        state["preferences"] = {name: getattr(settings, name) for name in PREFERENCE_DEFAULTS}
-        state["base_url"] = settings.base_url
-        if refresh:
-            self.cache.forget(settings, CHECK_MODEL)
-        lookup = await self.cache.get(settings, CHECK_MODEL)
-        state["check"] = {"state": _CHECK_STATES[lookup.state], "message": lookup.message, "checked_at": lookup.checked_at}
-        return state
-
-    def _token_state(self) -> dict[str, Any]:
-        """Set or not, and from where; never the token itself."""
-        variable = next((name for name in TOKEN_VARIABLES if self.env.get(name, "").strip()), None)
-        config_path = default_config_path(self.env)
-        try:
-            _, values = read_config_values(self.env)
-            in_file: bool | None = bool(str(values.get("api_token") or "").strip())
-        except ConfigurationError:
-            in_file = None
-        source = "environment" if variable else "config_file" if in_file else "none"
-        return {"set": source != "none", "source": source, "variable": variable,
-                "config_path": str(config_path), "saved_in_file": in_file}
-
-    # -- token ---------------------------------------------------------------
-
-    async def store_token(self, request: web.Request) -> web.Response:
-        """``{"token": "..."}``: checked with RunComfy first, stored in the config file only if accepted."""
-        body = await read_json_object(request)
-        if set(body) != {"token"}:
-            raise Refusal(400, 'Send {"token": "<your RunComfy API token>"} and nothing else')
-        try:
-            token = check_token_text(body["token"])
-        except ConfigurationError as exc:
-            raise Refusal(400, str(exc)) from None
-        settings = self._settings_or_refuse()
-        if settings.token_source in TOKEN_VARIABLES:
-            raise Refusal(409, f"{settings.token_source} is set in ComfyUI's environment and wins over a saved "
-                               "token: change or unset it where ComfyUI is started, then restart ComfyUI")
-        lookup = await check_token(settings, token, CHECK_MODEL)
-        if lookup.state == REJECTED:
-            raise Refusal(422, f"{lookup.message}. Nothing was stored")
-        if lookup.state != OK:
-            raise Refusal(502, f"Could not check the token with RunComfy: {lookup.message}. Nothing was stored; try again")
-        try:
-            path = update_config_file({"api_token": token}, env=self.env)
-        except ConfigurationError as exc:
-            raise Refusal(500, str(exc)) from None
-        log.info("Stored the RunComfy API token (accepted by RunComfy) in %s", path)
-        self.cache.remember(self._settings_or_refuse(), CHECK_MODEL, lookup)
-        return answer({"stored": True, "account": await self._account_state()})
-
-    async def remove_token(self, request: web.Request) -> web.Response:
-        """Remove the token from the config file (one in the environment stays, and the answer says so)."""
-        await read_json_object(request, allow_empty=True)
-        try:
-            _, values = read_config_values(self.env)
-            had_token = "api_token" in values
-            if had_token:
-                path = update_config_file({}, remove=("api_token",), env=self.env)
-                log.info("Removed the RunComfy API token from %s", path)
-        except ConfigurationError as exc:
-            raise Refusal(409, str(exc)) from None
-        return answer({"removed": had_token, "account": await self._account_state()})
 
     # -- preferences ---------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""A local RunComfy-compatible Model API server for tests, demos and benchmarks.
+"""A local RunComfy-compatible Model API server (and account endpoints) for tests, demos and benchmarks.
 
 No machine of this project reaches RunComfy, so the client is exercised over
 real HTTP against this simulator, which follows ``runcomfy-api.md`` (shapes,
@@ -8,10 +8,13 @@ beyond loopback.
 
 Modules, one job each:
 
-- ``server``     ``Simulator``: start/stop, accounts, faults, scripts, log access.
+- ``server``     ``Simulator``: start/stop of its three bases (model API, www, api),
+                 accounts, faults, scripts, sign-ins, log access.
 - ``handler``    HTTP/1.1 transport: reading requests, writing (slow) answers.
 - ``routes``     routing, fault application and logging of each request.
 - ``api``        the /v1 endpoints (submit, status, result, cancel, model).
+- ``account_api`` the www and api endpoints: auth/me, device sign-in, balance.
+- ``signin``     device sign-ins: pending, approved (a fresh token), denied, expired.
 - ``catalog``    the two models and their input schemas, from the model pages.
 - ``validation`` the submit-time check of a body, as the server does it.
 - ``files``      the CDN-like output file route and its faults.

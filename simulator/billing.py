@@ -66,3 +66,9 @@ class Account:
 
     name: str
     funds_micros: int
+    user_id: str = ""
+    """What ``GET /api/auth/me`` calls ``id`` (derived from the name when not given)."""
+    email: str | None = None
+
+    def __post_init__(self) -> None:
+        self.user_id = self.user_id or f"usr_sim_{self.name}"

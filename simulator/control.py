@@ -22,6 +22,7 @@ from .faults import FaultBook, FaultRule
 from .jobs import JobScript, JobStore
 from .log import RequestLog
 from .options import Options
+from .signin import SignIns
 from .wire import Reply, bearer_token, error_reply, json_reply, plain_not_found
 
 
@@ -35,10 +36,11 @@ class Control:
 
     def __init__(self, *, token: str, account_name: str, store: JobStore, faults: FaultBook, log: RequestLog,
                  options: Callable[[], Options], configure: Callable[..., Options], reset: Callable[[], None],
-                 url: Callable[[], str]) -> None:
+                 url: Callable[[], str], urls: Callable[[], dict[str, str]], sign_ins: SignIns) -> None:
         self._token, self._account_name = token, account_name
         self._store, self._faults, self._log = store, faults, log
         self._options, self._configure, self._reset, self._url = options, configure, reset, url
+        self._urls, self._sign_ins = urls, sign_ins
 
     def handle(self, method: str, path: str, query: dict[str, str], body: bytes, authorization: str | None) -> Reply:
         name = path[len("/_sim"):].strip("/")
@@ -51,7 +53,7 @@ class Control:
             payload = json.loads(body.decode("utf-8")) if body.strip() else {}
         except (UnicodeDecodeError, ValueError):
             return error_reply(422, 422001, "Body is not valid JSON")
-        handler = getattr(self, f"_{method.lower()}_{name.replace('/', '_')}", None)
+        handler = getattr(self, f"_{method.lower()}_{name.replace('/', '_').replace('-', '_')}", None)
         if handler is None:
             return plain_not_found()
         try:
@@ -62,6 +64,7 @@ class Control:
     def _get_state(self, payload: Any, query: dict[str, str]) -> Reply:
         return json_reply(200, {
             "url": self._url(),
+            "urls": self._urls(),
             "options": self._options().to_json(),
             "accounts": self._accounts(),
             "jobs": len(self._store.jobs()),
@@ -115,7 +118,7 @@ class Control:
         return _ok()
 
     def _get_log(self, payload: Any, query: dict[str, str]) -> Reply:
-        filters: dict[str, Any] = {k: v for k, v in query.items() if k in ("route", "method", "request_id", "model_id", "fault", "account")}
+        filters: dict[str, Any] = {k: v for k, v in query.items() if k in ("route", "method", "request_id", "model_id", "fault", "account", "base")}
         if "status" in query:
             filters["status"] = int(query["status"])
         return json_reply(200, {"records": [r.to_json() for r in self._log.records(**filters)]})
@@ -153,6 +156,21 @@ class Control:
         account = self._store.account_named(payload.get("account") or self._account_name)
         self._store.set_balance(account, float(payload["balance"]))
         return json_reply(200, {"accounts": self._accounts()})
+
+    def _get_sign_ins(self, payload: Any, query: dict[str, str]) -> Reply:
+        """The pending device sign-ins (user codes only: a device code is the tool's secret)."""
+        return json_reply(200, {"pending": [s.user_code for s in self._sign_ins.pending()]})
+
+    def _post_sign_ins(self, payload: Any, query: dict[str, str]) -> Reply:
+        """``{"action": "approve"|"deny"|"expire", "user_code"?, "account"?}``: what the person
+        does on the website; without ``user_code``, the newest pending sign-in. 404 if none."""
+        _require_object(payload)
+        try:
+            sign_in = self._sign_ins.settle(str(payload.get("action")), user_code=payload.get("user_code"),
+                                            account=payload.get("account"))
+        except KeyError as missing:
+            return error_reply(404, 404001, str(missing).strip("'\""))
+        return json_reply(200, {"user_code": sign_in.user_code, "state": sign_in.state, "account": sign_in.account})
 
     def _accounts(self) -> list[dict[str, Any]]:
         store = self._store

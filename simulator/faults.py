@@ -19,7 +19,8 @@ from typing import Any
 
 from .options import known_fields
 
-ROUTES = ("submit", "status", "result", "cancel", "model", "models", "file", "any")
+ROUTES = ("submit", "status", "result", "cancel", "model", "models", "file", "auth_me", "sign_in_start",
+          "sign_in_poll", "balance", "any")
 GENERIC_KINDS = ("http_error", "ok_with_error_code", "json_body", "drop", "malformed_json", "delay", "hold", "redirect")
 FILE_KINDS = ("not_image", "oversize", "truncated", "cut", "slow", "trickle")
 KINDS = GENERIC_KINDS + FILE_KINDS

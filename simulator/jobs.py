@@ -262,7 +262,8 @@ class JobStore:
     def __init__(self) -> None:
         self._lock = threading.RLock()
         self._jobs: dict[str, Job] = {}
-        self._accounts: dict[str, Account] = {}  # token -> account
+        self._accounts: dict[str, Account] = {}  # token -> account (an account may have many tokens)
+        self._token_kinds: dict[str, tuple[str, float]] = {}  # token -> (token_type, created, unix seconds)
         self._scripts: list[list[Any]] = []  # [script, remaining]
         self._seq = 0
         self._offset = 0.0
@@ -280,17 +281,37 @@ class JobStore:
         with self._lock:
             self._offset += seconds
 
-    def add_account(self, token: str | None, balance_usd: float, name: str | None = None) -> str:
-        """Open an account; returns its token (a generated one unless given)."""
+    def add_account(self, token: str | None, balance_usd: float, name: str | None = None,
+                    email: str | None = "auto") -> str:
+        """Open an account; returns its token (a generated one unless given).
+
+        ``email``: what ``auth/me`` reports; "auto" makes one up from the name, None reports none.
+        """
         token = token or secrets.token_urlsafe(32)
         with self._lock:
             if token in self._accounts:
                 raise ValueError("that token already belongs to an account")
-            name = name or f"account-{len(self._accounts) + 1}"
+            name = name or f"account-{len(self.accounts()) + 1}"
             if any(a.name == name for a in self._accounts.values()):
                 raise ValueError(f"account name {name!r} is taken")
-            self._accounts[token] = Account(name, usd_to_micros(balance_usd))
+            if email == "auto":
+                email = f"{name}@simulator.invalid"
+            self._accounts[token] = Account(name, usd_to_micros(balance_usd), email=email)
+            self._token_kinds[token] = ("api", time.time())
             return token
+
+    def mint_token(self, account: Account, token_type: str = "cli") -> str:
+        """A fresh token for ``account`` (a device sign-in mints one on every login)."""
+        token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._accounts[token] = account
+            self._token_kinds[token] = (token_type, time.time())
+        return token
+
+    def token_kind(self, token: str) -> tuple[str, float] | None:
+        """(token_type, created_at in unix seconds) of a known token."""
+        with self._lock:
+            return self._token_kinds.get(token)
 
     def account_for_token(self, token: str | None) -> Account | None:
         if not token:
@@ -307,7 +328,7 @@ class JobStore:
 
     def accounts(self) -> list[Account]:
         with self._lock:
-            return list(self._accounts.values())
+            return list({id(a): a for a in self._accounts.values()}.values())
 
     def balance_micros(self, account: Account) -> int:
         with self._lock:
@@ -442,6 +463,7 @@ class JobStore:
             self._jobs.clear()
             self._scripts.clear()
             self._accounts.clear()
+            self._token_kinds.clear()
             self._seq = 0
             self._stored.clear()
             self._stored_bytes = 0

@@ -37,6 +37,8 @@ class LogRecord:
     note: str | None = None
     peer: str | None = None
     via: str | None = None
+    base: str = "model"
+    """Which of the simulator's three bases was asked: ``model``, ``www`` or ``api``."""
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -24,6 +24,7 @@ CHOICES: dict[str, tuple[Any, ...]] = {
     "cancel_body": ("both", "status", "outcome"),
     "cancel_outcome": ("cancelled", "canceled", "cancellation_requested"),
     "pricing": ("plain", "by_resolution", "flat", "prose", "base_only", "missing"),
+    "sign_in_auto": ("manual", "approve", "deny", "expire"),
 }
 
 
@@ -78,6 +79,11 @@ class Options:
       ``include_cost`` is not in RunComfy's docs: the real service may never report it.
     - ``input_rules``: refusals the docs do not state, opted into by name
       (``unknown_fields``, ``blank_prompt``, ``seed_int32``; see ``validation.py``).
+    - ``sign_in_poll_interval`` / ``sign_in_expires_in``: what a device sign-in's
+      start answers (``runcomfy login`` was seen with 5 and 600 seconds).
+    - ``sign_in_auto``: ``manual`` (default: a test or the control API settles
+      each sign-in), or ``approve`` / ``deny`` / ``expire`` every pending
+      sign-in on its first poll (``python . login --simulator``).
     """
 
     queue_seconds: float = 1.0
@@ -99,12 +105,15 @@ class Options:
     public_catalog: bool = False
     report_cost: bool = True
     input_rules: tuple[str, ...] = ()
+    sign_in_poll_interval: float = 5
+    sign_in_expires_in: float = 600
+    sign_in_auto: str = "manual"
 
     def __post_init__(self) -> None:
         for name, choices in CHOICES.items():
             if getattr(self, name) not in choices:
                 raise ValueError(f"{name} must be one of {choices}, got {getattr(self, name)!r}")
-        for name in ("queue_seconds", "run_seconds", "file_wait_seconds"):
+        for name in ("queue_seconds", "run_seconds", "file_wait_seconds", "sign_in_poll_interval", "sign_in_expires_in"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"{name} must be a number >= 0, got {value!r}")

@@ -15,6 +15,7 @@ from http import HTTPStatus
 from typing import Callable
 from urllib.parse import parse_qs, unquote, urlsplit, urlunsplit
 
+from .account_api import AccountApi
 from .api import Api
 from .control import Control
 from .error_codes import default_error_code
@@ -23,20 +24,33 @@ from .files import FileRoute, file_base
 from .log import RequestLog
 from .wire import JSON, Incoming, Reply, bearer_token, error_reply, method_not_allowed, plain_not_found
 
-_ROUTES: list[tuple[re.Pattern[str], dict[str, str]]] = [
-    # path pattern -> {method: route name}; a wrong method is a 405 on the first route
-    (re.compile(r"^/v1/models/?$"), {"GET": "models"}),
-    (re.compile(r"^/v1/models/(?P<model_id>.*)$"), {"GET": "model", "POST": "submit"}),
-    (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/status/?$"), {"GET": "status"}),
-    (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/result/?$"), {"GET": "result"}),
-    (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/cancel/?$"), {"POST": "cancel"}),
-    (re.compile(r"^/files/(?P<request_id>[^/]+)/(?P<name>[^/]+)$"), {"GET": "file", "HEAD": "file"}),
-]
+MODEL, WWW, ACCOUNT = "model", "www", "api"  # the three bases (runcomfy-api.md, "Base and auth")
+BASES = (MODEL, WWW, ACCOUNT)
+_ROUTES: dict[str, list[tuple[re.Pattern[str], dict[str, str]]]] = {
+    # base -> [(path pattern, {method: route name})]; a wrong method is a 405 on the first route
+    MODEL: [
+        (re.compile(r"^/v1/models/?$"), {"GET": "models"}),
+        (re.compile(r"^/v1/models/(?P<model_id>.*)$"), {"GET": "model", "POST": "submit"}),
+        (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/status/?$"), {"GET": "status"}),
+        (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/result/?$"), {"GET": "result"}),
+        (re.compile(r"^/v1/requests/(?P<request_id>[^/]+)/cancel/?$"), {"POST": "cancel"}),
+        (re.compile(r"^/files/(?P<request_id>[^/]+)/(?P<name>[^/]+)$"), {"GET": "file", "HEAD": "file"}),
+    ],
+    WWW: [
+        (re.compile(r"^/api/auth/me/?$"), {"GET": "auth_me"}),
+        (re.compile(r"^/api/cli-auth/start/?$"), {"POST": "sign_in_start"}),
+        (re.compile(r"^/api/cli-auth/poll/?$"), {"POST": "sign_in_poll"}),
+    ],
+    ACCOUNT: [
+        (re.compile(r"^/prod/v2/balance/?$"), {"GET": "balance"}),
+    ],
+}
+ACCOUNT_ROUTES = ("auth_me", "sign_in_start", "sign_in_poll", "balance")
 
 
-def resolve(method: str, path: str) -> tuple[str, dict[str, str], Reply | None]:
-    """(route name, path parameters, an error answer if the method is wrong)."""
-    for pattern, methods in _ROUTES:
+def resolve(method: str, path: str, base: str = MODEL) -> tuple[str, dict[str, str], Reply | None]:
+    """(route name, path parameters, an error answer if the method is wrong) on ``base``."""
+    for pattern, methods in _ROUTES[base]:
         match = pattern.match(path)
         if match:
             params = {name: value.strip("/") for name, value in match.groupdict().items()}
@@ -49,26 +63,33 @@ def resolve(method: str, path: str) -> tuple[str, dict[str, str], Reply | None]:
 class Router:
     """Everything between the parsed HTTP request and the ``Reply`` to write."""
 
-    def __init__(self, *, api: Api, files: FileRoute, control: Control, faults: FaultBook, log: RequestLog,
-                 base_url_for: Callable[[str | None], str]) -> None:
-        self._api, self._files, self._control = api, files, control
+    def __init__(self, *, api: Api, account_api: AccountApi, files: FileRoute, control: Control, faults: FaultBook,
+                 log: RequestLog, base_url_for: Callable[[str, str | None], str]) -> None:
+        self._api, self._account_api, self._files, self._control = api, account_api, files, control
         self._faults, self._log, self._base_url_for = faults, log, base_url_for
 
+    def for_base(self, base: str) -> Callable[..., Reply]:
+        """``respond`` for the listener of ``base``: it serves that base's routes only."""
+        def respond(method: str, target: str, headers: Message, body: bytes, body_error: Reply | None,
+                    peer: str | None = None) -> Reply:
+            return self.respond(method, target, headers, body, body_error, peer, base=base)
+        return respond
+
     def respond(self, method: str, target: str, headers: Message, body: bytes, body_error: Reply | None,
-                peer: str | None = None) -> Reply:
-        """The answer to one request; ``body_error`` is a 413/400 the transport already decided;
-        ``peer``: the address the request came from (a proxy's, when one forwarded it)."""
+                peer: str | None = None, base: str = MODEL) -> Reply:
+        """The answer to one request on ``base``; ``body_error`` is a 413/400 the transport already
+        decided; ``peer``: the address the request came from (a proxy's, when one forwarded it)."""
         split = urlsplit(target)
         path = unquote(split.path)
         query = {key: values[-1] for key, values in parse_qs(split.query).items()}
-        if path == "/_sim" or path.startswith("/_sim/"):
+        if base == MODEL and (path == "/_sim" or path.startswith("/_sim/")):
             return body_error or self._control.handle(method, path, query, body, headers.get("Authorization"))
         authorization = headers.get("Authorization")
         req = Incoming(
             method=method, path=path, query=query, token=bearer_token(authorization),
-            auth_header_sent=authorization is not None, body=body, base_url=self._base_url_for(headers.get("Host")),
+            auth_header_sent=authorization is not None, body=body, base_url=self._base_url_for(base, headers.get("Host")),
         )
-        route, params, reply = resolve(method, path)
+        route, params, reply = resolve(method, path, base)
         fault: FaultRule | None = None
         if body_error is not None:
             reply = body_error
@@ -86,7 +107,7 @@ class Router:
             method=method, path=path, route=route, status=None if reply.mode == "drop" else reply.status,
             request_id=req.request_id, model_id=req.model_id, auth_header_sent=req.auth_header_sent,
             fault=fault.kind if fault else None, account=req.account,
-            peer=peer, via=(headers.get("Via") or "")[:80] or None,
+            peer=peer, via=(headers.get("Via") or "")[:80] or None, base=base,
         )
         return reply
 
@@ -94,6 +115,8 @@ class Router:
         if route == "file":
             file_fault = fault if fault is not None and fault.kind in FILE_KINDS else None
             return self._files.serve(req, params["request_id"], params["name"], file_fault)
+        if route in ACCOUNT_ROUTES:
+            return getattr(self._account_api, route)(req)
         if route in ("submit", "model"):
             return getattr(self._api, route)(req, params["model_id"])
         if route == "models":

@@ -1,7 +1,10 @@
-"""``Simulator``: a local, RunComfy-compatible Model API server.
+"""``Simulator``: a local, RunComfy-compatible Model API server, with RunComfy's two account bases.
 
 No machine of this project reaches RunComfy, so every test and demo talks to
-this server over real HTTP on loopback. It is started in-process by tests
+this server over real HTTP on loopback. RunComfy answers on three bases (the
+Model API, ``www`` for who-am-I and the device sign-in, ``api`` for the
+balance), so the simulator listens on three ports (``url``, ``www_url``,
+``api_url``): a client that sends a call to the wrong base gets a 404. It is started in-process by tests
 (``with Simulator() as sim:``, ephemeral port, background daemon thread) or
 from the command line (``cli.py``) for a benchmark or a real ComfyUI run,
 which then steer it through ``/_sim/*``.
@@ -23,6 +26,7 @@ import time
 from http.server import ThreadingHTTPServer
 from typing import Any, Callable, TypeVar
 
+from .account_api import AccountApi
 from .api import Api
 from .billing import Account, micros_to_usd
 from .control import Control
@@ -32,7 +36,8 @@ from .handler import Handler, Transport
 from .jobs import Job, JobScript, JobStore
 from .log import LogRecord, RequestLog
 from .options import Options
-from .routes import Router
+from .routes import ACCOUNT, BASES, MODEL, WWW, Router
+from .signin import SignIn, SignIns
 from .work import RenderPool
 
 T = TypeVar("T")
@@ -94,7 +99,8 @@ class _HTTPServer(ThreadingHTTPServer):
 class Simulator:
     """A RunComfy Model API look-alike on loopback. Use as a context manager.
 
-    Parameters: ``host``/``port`` (default 127.0.0.1, ephemeral), ``token`` of
+    Parameters: ``host``/``port`` (default 127.0.0.1, ephemeral; ``www_port`` and
+    ``api_port`` for the other two bases, ephemeral by default), ``token`` of
     the default account (generated with ``secrets`` when None), ``balance`` of
     that account in USD, ``queue_seconds``/``run_seconds`` (job lifecycle),
     ``render_workers`` (image threads), ``options`` and/or any ``Options``
@@ -108,6 +114,8 @@ class Simulator:
         *,
         host: str = "127.0.0.1",
         port: int = 0,
+        www_port: int = 0,
+        api_port: int = 0,
         token: str | None = None,
         balance: float = 100.0,
         queue_seconds: float | None = None,
@@ -120,6 +128,7 @@ class Simulator:
         self._initial_options = self._options = (options or Options()).replace(**timings, **option_overrides)
         self.host = host
         self.requested_port = port
+        self._requested_ports = {MODEL: port, WWW: www_port, ACCOUNT: api_port}
         self.token: str = token or secrets.token_urlsafe(32)
         self._initial_balance = balance
         self.stopping = threading.Event()
@@ -130,41 +139,53 @@ class Simulator:
         self.pool = RenderPool(render_workers, self.log, self.store.now,
                                lambda job, files: self.store.keep_files(job, files, self._options.max_file_bytes))
         api = Api(self.store, self.pool, lambda: self._options)
+        self.sign_ins = SignIns(self.store.now, self.store.mint_token,
+                                lambda: self.store.account_named(self.account_name), self.store.account_named)
         control = Control(token=self.token, account_name=self.account_name, store=self.store, faults=self.faults,
                           log=self.log, options=lambda: self._options, configure=self.configure, reset=self.reset,
-                          url=lambda: self.url)
-        router = Router(api=api, files=FileRoute(self.store, lambda: self._options, self.stopping), control=control,
+                          url=lambda: self.url, urls=self.urls, sign_ins=self.sign_ins)
+        router = Router(api=api, account_api=AccountApi(self.store, self.sign_ins, lambda: self._options),
+                        files=FileRoute(self.store, lambda: self._options, self.stopping), control=control,
                         faults=self.faults, log=self.log, base_url_for=self.base_url_for)
-        self._transport = Transport(router.respond, lambda: self._options.max_body_bytes, self.stopping)
-        self._server: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._transports = {base: Transport(router.for_base(base), lambda: self._options.max_body_bytes, self.stopping)
+                            for base in BASES}
+        self._servers: dict[str, _HTTPServer] = {}
+        self._threads: list[threading.Thread] = []
         self.store.add_account(self.token, balance, self.account_name)
 
     def start(self) -> "Simulator":
-        """Bind and serve in a daemon thread; returns self."""
-        if self._server is not None:
+        """Bind the three bases and serve each in a daemon thread; returns self."""
+        if self._servers:
             return self
         family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        self._server = _HTTPServer((self.host, self.requested_port), self._transport, family)
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.01}, name="sim-http", daemon=True
-        )
-        self._thread.start()
+        try:
+            for base in BASES:
+                self._servers[base] = _HTTPServer((self.host, self._requested_ports[base]), self._transports[base], family)
+        except OSError:
+            for server in self._servers.values():
+                server.server_close()
+            self._servers.clear()
+            raise
+        for base, server in self._servers.items():
+            thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.01},
+                                      name=f"sim-http-{base}", daemon=True)
+            thread.start()
+            self._threads.append(thread)
         return self
 
     def stop(self) -> None:
         """Stop serving, cut open connections, release waiting handlers and workers."""
-        server, self._server = self._server, None
+        servers, self._servers = list(self._servers.values()), {}
         self.stopping.set()
         self.faults.clear(close=True)
         self.pool.stop()
-        if server is None:
-            return
-        server.shutdown()
-        server.server_close()
-        server.close_open_connections()
-        if self._thread is not None:
-            self._thread.join(timeout=2)
+        for server in servers:
+            server.shutdown()
+            server.server_close()
+            server.close_open_connections()
+        for thread in self._threads:
+            thread.join(timeout=2)
+        self._threads = []
 
     def __enter__(self) -> "Simulator":
         return self.start()
@@ -172,26 +193,50 @@ class Simulator:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @property
-    def port(self) -> int:
-        if self._server is None:
+    def port_of(self, base: str = MODEL) -> int:
+        server = self._servers.get(base)
+        if server is None:
             raise RuntimeError("the simulator is not running")
-        return int(self._server.server_address[1])
+        return int(server.server_address[1])
 
     @property
-    def url(self) -> str:
-        """Base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash, no /v1)."""
+    def port(self) -> int:
+        """The Model API's port."""
+        return self.port_of(MODEL)
+
+    def url_of(self, base: str) -> str:
+        """The base URL of ``base`` (``model``, ``www`` or ``api``), e.g. ``http://127.0.0.1:41234``."""
         host = self.host
         if _is_unspecified(host):
             host = "::1" if ":" in host else "127.0.0.1"
-        return f"http://[{host}]:{self.port}" if ":" in host else f"http://{host}:{self.port}"
+        port = self.port_of(base)
+        return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
 
-    def base_url_for(self, host_header: str | None) -> str:
-        """The base for absolute URLs in answers: the bound address, or the
+    @property
+    def url(self) -> str:
+        """The Model API's base URL, e.g. ``http://127.0.0.1:41234`` (no trailing slash, no /v1)."""
+        return self.url_of(MODEL)
+
+    @property
+    def www_url(self) -> str:
+        """Stands for ``https://www.runcomfy.com``: ``/api/auth/me`` and the device sign-in."""
+        return self.url_of(WWW)
+
+    @property
+    def api_url(self) -> str:
+        """Stands for ``https://api.runcomfy.net``: ``/prod/v2/balance``."""
+        return self.url_of(ACCOUNT)
+
+    def urls(self) -> dict[str, str]:
+        """The three bases by name."""
+        return {base: self.url_of(base) for base in BASES}
+
+    def base_url_for(self, base: str, host_header: str | None) -> str:
+        """The base for absolute URLs in answers on ``base``: the bound address, or the
         client's Host header when bound to all interfaces."""
         if _is_unspecified(self.host) and host_header and _HOST_HEADER.match(host_header):
             return f"http://{host_header}"
-        return self.url
+        return self.url_of(base)
 
     @property
     def options(self) -> Options:
@@ -229,8 +274,8 @@ class Simulator:
         return self.faults.held(rule.id)
 
     def open_connections(self) -> int:
-        """Client connections the server has open (a trickle ends with its client)."""
-        return len(self._server.open_connections()) if self._server is not None else 0
+        """Client connections the servers have open (a trickle ends with its client)."""
+        return sum(len(server.open_connections()) for server in self._servers.values())
 
     def script_next_jobs(self, outcome: str = "completed", **params: Any) -> JobScript:
         """Make the next ``count`` submitted jobs behave as scripted; see ``JobScript``."""
@@ -239,9 +284,27 @@ class Simulator:
     def clear_scripts(self) -> None:
         self.store.clear_scripts()
 
-    def add_account(self, balance: float = 10.0, *, name: str | None = None, token: str | None = None) -> str:
-        """Create another account; returns its (generated) token."""
-        return self.store.add_account(token, balance, name)
+    def add_account(self, balance: float = 10.0, *, name: str | None = None, token: str | None = None,
+                    email: str | None = "auto") -> str:
+        """Create another account; returns its (generated) token. ``email``: what ``auth/me``
+        reports ("auto": made up from the name; None: none, so clients show the id)."""
+        return self.store.add_account(token, balance, name, email)
+
+    # -- device sign-in (what the person does on RunComfy's website) --------
+
+    def approve_sign_in(self, user_code: str | None = None, *, account: str | None = None) -> SignIn:
+        """Approve the pending sign-in with ``user_code`` (default: the newest); mints a fresh
+        token for ``account`` (default: the primary one), collected by the tool's next poll."""
+        return self.sign_ins.settle("approve", user_code=user_code, account=account)
+
+    def deny_sign_in(self, user_code: str | None = None) -> SignIn:
+        return self.sign_ins.settle("deny", user_code=user_code)
+
+    def expire_sign_in(self, user_code: str | None = None) -> SignIn:
+        return self.sign_ins.settle("expire", user_code=user_code)
+
+    def pending_sign_ins(self) -> list[SignIn]:
+        return self.sign_ins.pending()
 
     def _account(self, token: str | None) -> Account:
         account = self.store.account_for_token(token or self.token)
@@ -288,6 +351,7 @@ class Simulator:
     def reset(self) -> None:
         """Back to the state right after construction (same token and port)."""
         self.store.reset()
+        self.sign_ins.clear()
         self.store.add_account(self.token, self._initial_balance, self.account_name)
         self.faults.clear()
         self.log.clear()

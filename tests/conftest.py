@@ -42,6 +42,7 @@ def account(simulator: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> A
     monkeypatch.setenv("RUNCOMFY_API_TOKEN", simulator.token)
     monkeypatch.delenv("RUNCOMFY_TOKEN", raising=False)
     monkeypatch.setenv("RUNCOMFY_CONFIG", str(tmp_path / "no-config.json"))
+    monkeypatch.setenv("RUNCOMFY_CONFIG_DIR", str(tmp_path / "no-sign-in"))  # no token.json of this machine
     monkeypatch.delenv("RUNCOMFY_DATA_DIR", raising=False)
     return simulator
 

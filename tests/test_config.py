@@ -18,17 +18,6 @@ config = pack_import("client.config.settings")
 errors = pack_import("client.errors")
 
 
-def test_token_precedence_env_then_legacy_env_then_file(tmp_path):
-    cfg = tmp_path / "config.json"
-    cfg.write_text(json.dumps({"api_token": "from-file-token"}))
-    base = {"RUNCOMFY_CONFIG": str(cfg)}
-    assert config.load_settings(base).token == "from-file-token"
-    assert config.load_settings({**base, "RUNCOMFY_TOKEN": "legacy-token"}).token == "legacy-token"
-    chosen = config.load_settings({**base, "RUNCOMFY_TOKEN": "legacy-token", "RUNCOMFY_API_TOKEN": "main-token"})
-    assert (chosen.token, chosen.token_source) == ("main-token", "RUNCOMFY_API_TOKEN")
-    assert "main-token" not in repr(chosen)
-
-
 def test_missing_token_message_says_how_to_set_one(tmp_path):
     settings = config.load_settings({"RUNCOMFY_CONFIG": str(tmp_path / "none.json")})
     with pytest.raises(errors.MissingTokenError) as caught:

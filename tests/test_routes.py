@@ -8,6 +8,7 @@ runs with ``--enable-cors-header``: the routes' own checks are all there is.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -91,9 +92,17 @@ def config_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def env(simulator, config_path: Path) -> dict[str, str]:
-    """No token anywhere yet: the simulator's URL and a config file path that does not exist."""
-    return {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path)}
+def sign_in_file(tmp_path: Path) -> Path:
+    """Where RunComfy's CLI (and the pack) keep the token, under the test's own HOME."""
+    return tmp_path / "home" / ".config" / "runcomfy" / "token.json"
+
+
+@pytest.fixture
+def env(simulator, config_path: Path, tmp_path: Path) -> dict[str, str]:
+    """No token anywhere yet: the simulator's three bases, a HOME and a config file path that do not exist."""
+    return {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_WWW_BASE_URL": simulator.www_url,
+            "RUNCOMFY_ACCOUNT_BASE_URL": simulator.api_url, "RUNCOMFY_CONFIG": str(config_path),
+            "HOME": str(tmp_path / "home")}
 
 
 def closed_port_url() -> str:
@@ -206,14 +215,17 @@ async def test_bad_price_questions_get_a_400(simulator, env, params, says):
 # -- account -------------------------------------------------------------------------------
 
 
-async def test_account_without_a_token(simulator, env, config_path):
+async def test_account_without_a_token(simulator, env, config_path, sign_in_file):
     async with serve(env) as editor:
         body = (await editor.get(f"/api{PREFIX}/account")).json()
-    assert body["token"] == {"set": False, "source": "none", "variable": None,
-                             "config_path": str(config_path), "saved_in_file": False}
+    assert body["token"] == {"set": False, "source": "none", "variable": None, "path": None, "conflict": None,
+                             "sign_in_path": str(sign_in_file), "config_path": str(config_path),
+                             "saved_in_file": False}
     assert body["check"]["state"] == "no_token"
+    assert body["identity"]["state"] == "no_token" and body["balance"]["state"] == "no_token"
     assert body["preferences"] == {"reuse_results": True, "daily_spend_limit_usd": None}
     assert set(body["spend"]) == {"session_total_usd", "session_jobs", "jobs_without_cost"}
+    assert simulator.requests() == []
 
 
 async def test_account_with_a_token_in_the_environment(simulator, env):
@@ -221,22 +233,51 @@ async def test_account_with_a_token_in_the_environment(simulator, env):
     async with serve(env) as editor:
         body = (await editor.get(f"/api{PREFIX}/account")).json()
         again = (await editor.get(f"/api{PREFIX}/account")).json()
-        assert len(simulator.requests(route="model")) == 1, "the check is cached"
+        assert len(simulator.requests(route="auth_me")) == 1, "who-am-I is cached"
+        assert len(simulator.requests(route="balance")) == 1, "the balance is cached"
         await editor.get(f"/api{PREFIX}/account", params={"refresh": "1"})
-        assert len(simulator.requests(route="model")) == 2, "refresh asks RunComfy again"
+        assert len(simulator.requests(route="auth_me")) == 2, "refresh asks RunComfy again"
+        assert len(simulator.requests(route="balance")) == 2
     assert body["token"]["source"] == "environment" and body["token"]["variable"] == "RUNCOMFY_API_TOKEN"
     assert body["check"]["state"] == "valid" and again["check"] == body["check"]
+    assert body["identity"]["state"] == "signed_in" and body["identity"]["email"] == "default@simulator.invalid"
+    assert body["identity"]["id"] == "usr_sim_default" and body["identity"]["checked_at"]
+    assert body["balance"]["state"] == "known" and body["balance"]["usd"] == 100.0
+    assert body["balance"]["currency"] == "USD"
+    assert simulator.requests(route="model") == [], "the model info is no token check"
+
+
+async def test_both_variables_set_and_different_are_named_and_nothing_is_sent(simulator, env):
+    env.update(RUNCOMFY_API_TOKEN=simulator.token, RUNCOMFY_TOKEN=simulator.add_account())
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/account")).json()
+        stored = await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.token})
+        signing = await editor.send("POST", f"/api{PREFIX}/sign-in", {})
+    assert "RUNCOMFY_TOKEN and RUNCOMFY_API_TOKEN are both set and differ" in body["token"]["conflict"]
+    assert body["token"]["set"] is False and body["config_error"] == body["token"]["conflict"]
+    assert stored.status_code == 409 and signing.status_code == 409
+    assert simulator.requests() == []
 
 
 async def test_account_states_rejected_and_unreachable(simulator, env):
     env["RUNCOMFY_API_TOKEN"] = "wrong-token-1234"
     async with serve(env) as editor:
         rejected = (await editor.get(f"/api{PREFIX}/account")).json()
-    env["RUNCOMFY_API_BASE_URL"] = closed_port_url()
+    env["RUNCOMFY_WWW_BASE_URL"] = env["RUNCOMFY_ACCOUNT_BASE_URL"] = closed_port_url()
     async with serve(env) as editor:
         unreachable = (await editor.get(f"/api{PREFIX}/account")).json()
     assert rejected["check"]["state"] == "rejected" and "rejected the API token" in rejected["check"]["message"]
-    assert unreachable["check"]["state"] == "unreachable"
+    assert rejected["identity"]["state"] == "rejected" and rejected["balance"]["state"] == "unknown"
+    assert unreachable["check"]["state"] == "unreachable" and unreachable["identity"]["state"] == "unknown"
+    assert unreachable["balance"]["state"] == "unknown" and unreachable["balance"]["message"]
+
+
+async def test_an_account_without_email_is_named_by_its_id(simulator, env):
+    env["RUNCOMFY_TOKEN"] = simulator.add_account(3.5, name="quiet", email=None)
+    async with serve(env) as editor:
+        body = (await editor.get(f"/api{PREFIX}/account")).json()
+    assert body["identity"]["email"] is None and body["identity"]["id"] == "usr_sim_quiet"
+    assert body["check"]["message"] == "signed in as usr_sim_quiet" and body["balance"]["usd"] == 3.5
 
 
 async def test_a_broken_config_file_is_reported_not_hidden(simulator, env, config_path):
@@ -251,7 +292,7 @@ async def test_a_broken_config_file_is_reported_not_hidden(simulator, env, confi
 # -- storing and removing the token --------------------------------------------------------------
 
 
-async def test_an_accepted_token_is_stored_privately_and_used_at_once(simulator, env, config_path):
+async def test_an_accepted_token_is_stored_privately_and_used_at_once(simulator, env, config_path, sign_in_file):
     config_path.parent.mkdir(parents=True)
     config_path.write_text(json.dumps({"download_hosts": ["cdn.example"], "reuse_results": False}), encoding="utf-8")
     async with serve(env) as editor:
@@ -263,48 +304,76 @@ async def test_an_accepted_token_is_stored_privately_and_used_at_once(simulator,
     assert response.status_code == 200, response.text
     body = response.json()
     assert body["stored"] is True
-    assert body["account"]["token"]["source"] == "config_file" and body["account"]["check"]["state"] == "valid"
-    assert stat.S_IMODE(config_path.stat().st_mode) == 0o600
-    assert json.loads(config_path.read_text()) == {"download_hosts": ["cdn.example"], "reuse_results": False,
-                                                   "api_token": simulator.token}
+    assert body["account"]["token"]["source"] == "saved_here" and body["account"]["check"]["state"] == "valid"
+    assert body["account"]["token"]["path"] == str(sign_in_file)
+    assert body["account"]["identity"]["email"] == "default@simulator.invalid"
+    assert stat.S_IMODE(sign_in_file.stat().st_mode) == 0o600
+    assert json.loads(sign_in_file.read_text()) == {"access_token": simulator.token, "refresh_token": None,
+                                                    "expires_at": None, "user_email": None}
+    kept = json.loads(config_path.read_text())
+    assert "api_token" not in kept and {k: kept[k] for k in ("download_hosts", "reuse_results")} == {
+        "download_hosts": ["cdn.example"], "reuse_results": False}
     assert before["known"] is False and after["known"] is True
     assert after["estimate_usd"] == pytest.approx(3 * 0.08)  # the base price: the note is in words
 
 
-async def test_a_rejected_token_is_not_stored(simulator, env, config_path):
+async def test_a_wrong_token_is_refused_because_auth_me_refuses_it(simulator, env, config_path, sign_in_file):
+    """The model info is not asked: RunComfy's may be public, so it proves nothing about a token."""
     async with serve(env) as editor:
         response = await editor.send("POST", f"/api{PREFIX}/token", {"token": "rc-not-a-real-token"})
     assert response.status_code == 422
     assert "rejected the API token" in error_of(response) and "Nothing was stored" in error_of(response)
-    assert not config_path.exists()
+    assert not config_path.exists() and not sign_in_file.exists()
+    assert [r.route for r in simulator.requests()] == ["auth_me"] and simulator.requests()[0].status == 401
 
 
-async def test_a_token_that_cannot_be_checked_is_not_stored(simulator, env, config_path):
-    env["RUNCOMFY_API_BASE_URL"] = closed_port_url()
+async def test_a_token_that_cannot_be_checked_is_not_stored(simulator, env, config_path, sign_in_file):
+    env["RUNCOMFY_WWW_BASE_URL"] = closed_port_url()
     async with serve(env) as editor:
         response = await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.token})
     assert response.status_code == 502 and "Nothing was stored" in error_of(response)
-    assert not config_path.exists()
+    assert not config_path.exists() and not sign_in_file.exists()
 
 
-async def test_the_environment_token_wins_and_the_answer_says_so(simulator, env, config_path):
+async def test_the_environment_token_wins_and_the_answer_says_so(simulator, env, config_path, sign_in_file):
     env["RUNCOMFY_API_TOKEN"] = simulator.token
     async with serve(env) as editor:
         response = await editor.send("POST", f"/api{PREFIX}/token", {"token": simulator.add_account()})
+        signing = await editor.send("POST", f"/api{PREFIX}/sign-in", {})
     assert response.status_code == 409 and "RUNCOMFY_API_TOKEN is set in ComfyUI's environment" in error_of(response)
-    assert not config_path.exists() and simulator.requests() == []
+    assert signing.status_code == 409 and error_of(signing) == error_of(response)
+    assert not config_path.exists() and not sign_in_file.exists() and simulator.requests() == []
 
 
-async def test_removing_the_token_keeps_the_other_settings(simulator, env, config_path):
+async def test_a_token_in_the_old_place_keeps_working_and_moves_on_the_next_save(
+        simulator, env, config_path, sign_in_file):
     config_path.parent.mkdir(parents=True)
     config_path.write_text(json.dumps({"api_token": simulator.token, "daily_spend_limit_usd": 3}), encoding="utf-8")
+    other = simulator.add_account(7.0, name="other")
+    async with serve(env) as editor:
+        before = (await editor.get(f"/api{PREFIX}/account")).json()
+        stored = await editor.send("POST", f"/api{PREFIX}/token", {"token": other})
+    assert before["token"]["source"] == "saved_here" and before["token"]["path"] == str(config_path)
+    assert before["identity"]["state"] == "signed_in" and before["token"]["saved_in_file"] is True
+    assert stored.status_code == 200 and stored.json()["account"]["balance"]["usd"] == 7.0
+    assert json.loads(sign_in_file.read_text())["access_token"] == other
+    kept = json.loads(config_path.read_text())
+    assert "api_token" not in kept and kept["daily_spend_limit_usd"] == 3  # never in two places
+
+
+async def test_removing_the_token_signs_out_and_keeps_the_other_settings(simulator, env, config_path, sign_in_file):
+    config_path.parent.mkdir(parents=True)
+    config_path.write_text(json.dumps({"api_token": simulator.token, "daily_spend_limit_usd": 3}), encoding="utf-8")
+    sign_in_file.parent.mkdir(parents=True)
+    sign_in_file.write_text(json.dumps({"access_token": simulator.token}), encoding="utf-8")
     async with serve(env) as editor:
         first = await editor.send("DELETE", f"/api{PREFIX}/token", {})
         second = await editor.send("DELETE", f"/api{PREFIX}/token", {})
     assert first.status_code == 200 and first.json()["removed"] is True
     assert first.json()["account"]["token"]["source"] == "none"
+    assert first.json()["account"]["identity"]["state"] == "no_token"
     assert second.json()["removed"] is False
-    assert json.loads(config_path.read_text()) == {"daily_spend_limit_usd": 3}
+    assert json.loads(config_path.read_text()) == {"daily_spend_limit_usd": 3} and not sign_in_file.exists()
 
 
 @pytest.mark.parametrize("content, says", [
@@ -417,6 +486,101 @@ async def test_bad_preferences_are_refused(simulator, env, config_path, body, sa
         response = await editor.send("POST", f"/api{PREFIX}/preferences", body)
     assert response.status_code == 400 and says in error_of(response)
     assert not config_path.exists()
+
+
+# -- device sign-in -----------------------------------------------------------------------------
+
+
+async def sign_in_ends(editor: Editor, *, deadline: float = 15.0) -> dict[str, Any]:
+    """GET /sign-in until it is no longer pending (the server polls RunComfy meanwhile)."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline
+    while True:
+        state = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+        if state["state"] != "pending" or loop.time() > end:
+            return state
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+def fast_sign_in(simulator):
+    simulator.configure(sign_in_poll_interval=0.02)
+    return simulator
+
+
+async def test_signing_in_shows_a_code_and_link_then_the_account_with_no_token_in_any_answer(
+        fast_sign_in, env, sign_in_file, config_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    simulator = fast_sign_in
+    answers: list[str] = []
+    async with serve(env, answers) as editor:
+        idle = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+        started = await editor.send("POST", f"/api{PREFIX}/sign-in", {})
+        assert started.status_code == 200, started.text
+        body = started.json()
+        pending = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+        simulator.approve_sign_in(body["user_code"])
+        done = await sign_in_ends(editor)
+    assert idle["state"] == "idle" and idle["user_code"] is None
+    assert body["state"] == "pending" and body["verify_url"] == f"{simulator.www_url}/cli-auth?code={body['user_code']}"
+    assert body["expires_at"] > 0 and body["poll_interval"] == pytest.approx(0.02)
+    assert pending["state"] == "pending" and pending["user_code"] == body["user_code"]
+    assert done["state"] == "authorized", done
+    assert done["account"]["identity"]["email"] == "default@simulator.invalid"
+    assert done["account"]["balance"]["usd"] == 100.0 and done["account"]["token"]["source"] == "cli_sign_in"
+    token = json.loads(sign_in_file.read_text())["access_token"]
+    assert token != simulator.token and stat.S_IMODE(sign_in_file.stat().st_mode) == 0o600
+    assert not any(token in answer for answer in answers) and not any("device_code" in a for a in answers)
+    assert not any(token in record.getMessage() for record in caplog.records)
+    assert any("Signed in with RunComfy" in record.getMessage() for record in caplog.records)
+    assert not config_path.exists() or "token_saved_here" not in config_path.read_text()
+
+
+@pytest.mark.parametrize("action, state, says", [("deny", "denied", "denied"), ("expire", "expired", "expired")])
+async def test_a_denied_or_expired_sign_in_says_so_and_stores_nothing(fast_sign_in, env, sign_in_file, action, state,
+                                                                      says):
+    async with serve(env) as editor:
+        body = (await editor.send("POST", f"/api{PREFIX}/sign-in", {})).json()
+        getattr(fast_sign_in, f"{action}_sign_in")(body["user_code"])
+        done = await sign_in_ends(editor)
+    assert done["state"] == state and says in done["message"] and "account" not in done
+    assert not sign_in_file.exists()
+
+
+async def test_a_cancelled_sign_in_stops_polling_and_stores_nothing_even_if_approved_later(
+        fast_sign_in, env, sign_in_file):
+    async with serve(env) as editor:
+        body = (await editor.send("POST", f"/api{PREFIX}/sign-in", {})).json()
+        cancelled = await editor.send("DELETE", f"/api{PREFIX}/sign-in", {})
+        polls = len(fast_sign_in.requests(route="sign_in_poll"))
+        fast_sign_in.approve_sign_in(body["user_code"])
+        after = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+    assert cancelled.json()["state"] == "cancelled" and "cancelled" in cancelled.json()["message"]
+    assert after["state"] == "cancelled" and not sign_in_file.exists()
+    assert len(fast_sign_in.requests(route="sign_in_poll")) == polls
+
+
+async def test_starting_again_replaces_a_pending_sign_in(fast_sign_in, env):
+    async with serve(env) as editor:
+        first = (await editor.send("POST", f"/api{PREFIX}/sign-in", {})).json()
+        second = (await editor.send("POST", f"/api{PREFIX}/sign-in", {})).json()
+        now = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+    assert first["user_code"] != second["user_code"] and now["user_code"] == second["user_code"]
+
+
+async def test_a_sign_in_runcomfy_cannot_start_is_a_502(simulator, env):
+    env["RUNCOMFY_WWW_BASE_URL"] = closed_port_url()
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/sign-in", {})
+        state = (await editor.get(f"/api{PREFIX}/sign-in")).json()
+    assert response.status_code == 502 and "Could not start the sign-in" in error_of(response)
+    assert state["state"] == "idle"
+
+
+async def test_sign_in_from_another_site_is_refused(simulator, env):
+    async with serve(env) as editor:
+        response = await editor.send("POST", f"/api{PREFIX}/sign-in", {}, origin="http://evil.example")
+    assert response.status_code == 403 and simulator.requests() == []
 
 
 # -- the token never comes back -----------------------------------------------------------------

@@ -17,7 +17,9 @@ def pack_env(config_path: Path, **variables: str) -> dict[str, str]:
     """This process's environment without any ``RUNCOMFY_*`` variable, plus ``RUNCOMFY_CONFIG``
     (so the data folder is the config file's folder) and ``variables``; for a new process."""
     env = {name: value for name, value in os.environ.items() if not name.startswith(PREFIX)}
-    env.update(RUNCOMFY_CONFIG=str(config_path), **variables)
+    # RunComfy's sign-in file (token.json) beside it, so a real `runcomfy login` of this machine stays out
+    env.update(RUNCOMFY_CONFIG=str(config_path), RUNCOMFY_CONFIG_DIR=str(Path(config_path).parent / "sign-in"),
+               **variables)
     return env
 
 

@@ -1,14 +1,25 @@
-"""Where the API token, base URL and extra download hosts come from.
+"""Where the token, the three base URLs, the proxy and the preferences come from.
 
-The token is looked up in the environment first (``RUNCOMFY_API_TOKEN``, then
-the older ``RUNCOMFY_TOKEN``, as RunComfy's own tools do), then in a JSON file
-kept in the user's config directory. It is never a node input, so it can never
-be saved into a workflow or an image's metadata.
+The token's order of precedence is ``account.sources``' (the environment, then
+RunComfy's sign-in file ``token.json``, then the pack's old ``api_token``);
+every path is ``paths``'. The token is never a node input, so it can never be
+saved into a workflow or an image's metadata.
+
+RunComfy answers on three bases (runcomfy-api.md, "Base and auth"):
+
+| base | default | override |
+|---|---|---|
+| Model API (submit, status, result, cancel, model info) | ``https://model-api.runcomfy.net`` | ``RUNCOMFY_API_BASE_URL`` (no ``/v1``), or RunComfy CLI's ``RUNCOMFY_MODEL_API_BASE`` (with ``/v1``), or ``"base_url"`` in the config file |
+| www (who am I, device sign-in) | ``https://www.runcomfy.com`` | ``RUNCOMFY_WWW_BASE_URL`` |
+| api (balance) | ``https://api.runcomfy.net`` | ``RUNCOMFY_ACCOUNT_BASE_URL`` |
+
+With the Model API moved elsewhere (a simulator, a gateway) and a www or api
+base not set, that base is unknown (None) rather than RunComfy's: a token
+meant for another service is never sent to runcomfy.com.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import hmac
 import ipaddress
@@ -16,33 +27,36 @@ import json
 import math
 import os
 import secrets
-import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 from urllib.parse import urlsplit
 
+from ..account.sources import NONE, TOKEN_VARIABLES, TokenChoice, find_token
+from ..account.token_text import MAX_TOKEN_LENGTH, check_token_text
 from ..errors import ConfigurationError, MissingTokenError, register_secret
+from .paths import CONFIG_PATH_VARIABLE, PACK_ROOT, default_config_path, refuse_inside_pack, token_file_path
+from .private_file import read_json_object, write_private_file
+
+__all__ = [
+    "ACCOUNT_BASE_VARIABLE", "BASE_URL_VARIABLE", "CLI_BASE_VARIABLE", "CONFIG_PATH_VARIABLE",
+    "DEFAULT_ACCOUNT_BASE_URL", "DEFAULT_BASE_URL", "DEFAULT_WWW_BASE_URL", "MAX_TOKEN_LENGTH", "PACK_ROOT",
+    "PREFERENCE_DEFAULTS", "Settings", "TOKEN_VARIABLES", "WWW_BASE_VARIABLE", "check_base_url",
+    "check_preference", "check_proxy_url", "check_token_text", "default_config_path", "is_loopback_host",
+    "load_settings", "proxy_variables", "read_config_values", "read_preferences", "update_config_file",
+]
 
 DEFAULT_BASE_URL = "https://model-api.runcomfy.net"
-TOKEN_VARIABLES = ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN")
+DEFAULT_WWW_BASE_URL = "https://www.runcomfy.com"
+DEFAULT_ACCOUNT_BASE_URL = "https://api.runcomfy.net"
 BASE_URL_VARIABLE = "RUNCOMFY_API_BASE_URL"
-CONFIG_PATH_VARIABLE = "RUNCOMFY_CONFIG"
-PACK_ROOT = Path(__file__).resolve().parents[2]
+CLI_BASE_VARIABLE = "RUNCOMFY_MODEL_API_BASE"  # RunComfy CLI's name; its value ends in /v1
+WWW_BASE_VARIABLE = "RUNCOMFY_WWW_BASE_URL"
+ACCOUNT_BASE_VARIABLE = "RUNCOMFY_ACCOUNT_BASE_URL"
+CONFIG_WHAT = "Config file"
 # Fresh each process: a fingerprint is comparable within one ComfyUI session
 # (all a cache needs) but links nothing across machines or restarts.
 _FINGERPRINT_SALT = secrets.token_bytes(16)
-
-
-def default_config_path(env: Mapping[str, str] = os.environ) -> Path:
-    """The per-user config file: outside any repo and any workflow."""
-    if env.get(CONFIG_PATH_VARIABLE):
-        return Path(env[CONFIG_PATH_VARIABLE]).expanduser()
-    if sys.platform == "win32" and env.get("APPDATA"):
-        return Path(env["APPDATA"]) / "runcomfy" / "config.json"
-    base = env.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "runcomfy" / "config.json"
 
 
 def is_loopback_host(host: str | None) -> bool:
@@ -68,7 +82,7 @@ def check_base_url(url: object, source: str = BASE_URL_VARIABLE) -> str:
     except ValueError:
         parts = host = None
     if parts is None or parts.scheme.lower() not in ("http", "https") or not host:
-        raise ConfigurationError(f"{source} = {url!r} is not an http(s) URL; use {DEFAULT_BASE_URL} or remove it")
+        raise ConfigurationError(f"{source} = {url!r} is not an http(s) URL; use https://... or remove it")
     if parts.scheme.lower() == "http" and not is_loopback_host(host):
         raise ConfigurationError(
             f"{source} uses plain http to {host}, which would expose your API token; use https "
@@ -129,6 +143,13 @@ class Settings:
     base_url: str = DEFAULT_BASE_URL
     token: str | None = field(default=None, repr=False)
     token_source: str = "none"
+    """Where the token comes from, in words (``TokenChoice.describe``)."""
+    token_kind: str = NONE
+    """``environment``, ``cli_sign_in``, ``saved_here`` or ``none`` (``account.sources``)."""
+    www_base_url: str | None = None
+    """Who-am-I and the device sign-in; None: not known for this Model API, so not asked."""
+    account_base_url: str | None = None
+    """The balance; None: not known for this Model API, so not asked."""
     download_hosts: tuple[str, ...] = ()
     config_path: Path | None = None
     reuse_results: bool = True
@@ -145,11 +166,11 @@ class Settings:
     def require_token(self) -> str:
         """The token, or a one-line error that says how to set one."""
         if not self.token:
-            where = self.config_path or default_config_path()
             raise MissingTokenError(
-                "No RunComfy API token found: paste one in ComfyUI's Settings > RunComfy, set the "
-                "RUNCOMFY_API_TOKEN environment variable (for ComfyUI: before starting it), or put "
-                f'{{"api_token": "..."}} in {where} (create a token in your RunComfy profile)'
+                "No RunComfy API token found: sign in with RunComfy or paste a token in ComfyUI's Settings > "
+                "RunComfy, run `runcomfy login` (or `python <pack folder> login`), or set RUNCOMFY_TOKEN or "
+                "RUNCOMFY_API_TOKEN in the environment (for ComfyUI: before starting it); the sign-in file is "
+                f"{token_file_path()}"
             )
         return self.token
 
@@ -165,53 +186,40 @@ class Settings:
 
 
 def _read_config_file(path: Path) -> dict:
-    if not path.is_file():
-        return {}
-    resolved = path.resolve()
-    if resolved.is_relative_to(PACK_ROOT):
-        raise ConfigurationError(
-            f"Config file {path} is inside the node pack folder, where it could be shared "
-            f"or committed; move it to {default_config_path()}"
-        )
-    if os.name == "posix" and resolved.stat().st_mode & 0o002:
-        raise ConfigurationError(
-            f"Config file {path} can be changed by any user of this machine, who could send your token "
-            f"elsewhere; run: chmod 600 {path}"
-        )
-    try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))  # tolerate a byte-order mark
-    except (OSError, ValueError) as exc:
-        raise ConfigurationError(
-            f"Cannot read config file {path}: {type(exc).__name__}; fix or delete it"
-        ) from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"Config file {path} must hold a JSON object")
-    return data
+    if path.is_file():
+        refuse_inside_pack(path, CONFIG_WHAT, f"move it to {default_config_path()}")
+    return read_json_object(path, CONFIG_WHAT) or {}
+
+
+def _base_url(env: Mapping[str, str], variable: str, default: str | None) -> str | None:
+    return check_base_url(env[variable], variable) if env.get(variable, "").strip() else default
+
+
+def choose_token(env: Mapping[str, str], values: Mapping[str, object], config_path: Path) -> TokenChoice:
+    """The token and where it comes from; a conflict of the two variables is an error here."""
+    choice = find_token(env, values, config_path)
+    if choice.conflict:
+        raise ConfigurationError(choice.conflict)
+    return choice
 
 
 def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
-    """Resolve settings from the environment and the per-user config file."""
+    """Resolve settings from the environment, the sign-in file and the per-user config file."""
     config_path = default_config_path(env)
     file_values = _read_config_file(config_path)
-
-    token, source = None, "none"
-    for name in TOKEN_VARIABLES:
-        if env.get(name, "").strip():
-            token, source = _checked_token(env[name], name), name
-            break
-    file_token = file_values.get("api_token")
-    if token is None and file_token not in (None, ""):
-        where = f'"api_token" in {config_path}'
-        if not isinstance(file_token, str):
-            raise ConfigurationError(f"{where} must be text: the token in double quotes")
-        token, source = _checked_token(file_token, where), f"config file {config_path}"
+    choice = choose_token(env, file_values, config_path)
 
     if env.get(BASE_URL_VARIABLE):
         base_url = check_base_url(env[BASE_URL_VARIABLE])
+    elif env.get(CLI_BASE_VARIABLE, "").strip():
+        base_url = check_base_url(env[CLI_BASE_VARIABLE], CLI_BASE_VARIABLE).removesuffix("/v1")
     elif "base_url" in file_values:
         base_url = check_base_url(file_values["base_url"], f'"base_url" in {config_path}')
     else:
         base_url = DEFAULT_BASE_URL
+    runcomfy = base_url == DEFAULT_BASE_URL
+    www_base_url = _base_url(env, WWW_BASE_VARIABLE, DEFAULT_WWW_BASE_URL if runcomfy else None)
+    account_base_url = _base_url(env, ACCOUNT_BASE_VARIABLE, DEFAULT_ACCOUNT_BASE_URL if runcomfy else None)
     hosts = file_values.get("download_hosts") or []
     if not isinstance(hosts, list) or not all(isinstance(h, str) for h in hosts):
         raise ConfigurationError(
@@ -227,9 +235,12 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
         proxy=check_proxy_url(proxy, f'"proxy" in {config_path}') if proxy and proxy.strip() else None,
         proxy_environment=proxy_variables(env),
         base_url=base_url,
+        www_base_url=www_base_url,
+        account_base_url=account_base_url,
         result_store_bytes=int(store_gib * 1024**3),
-        token=token,
-        token_source=source,
+        token=choice.token,
+        token_source=choice.describe(),
+        token_kind=choice.kind,
         download_hosts=tuple(h.strip().lower() for h in hosts if h.strip()),
         config_path=config_path,
         **read_preferences(file_values, config_path),
@@ -240,7 +251,6 @@ def load_settings(env: Mapping[str, str] = os.environ) -> Settings:
 # Written by the editor's RunComfy settings panel (routes/), read by the nodes.
 
 PREFERENCE_DEFAULTS: Mapping[str, object] = {"reuse_results": True, "daily_spend_limit_usd": None}
-MAX_TOKEN_LENGTH = 512
 
 
 def check_preference(name: str, value: object, where: str = "") -> object:
@@ -268,43 +278,6 @@ def read_preferences(values: Mapping[str, object], path: Path) -> dict[str, obje
     }
 
 
-def check_token_text(token: str) -> str:
-    """The token without surrounding whitespace, or an error naming what is wrong (never the token).
-
-    Checked before anything is sent or stored: a token pasted with a line
-    break or a typographic character inside would otherwise only fail as an
-    unreadable HTTP header or a rejection from RunComfy.
-    """
-    if not isinstance(token, str):
-        raise ConfigurationError("The API token must be text")
-    token = token.strip()
-    if not token:
-        raise ConfigurationError("The API token is empty: paste the token from your RunComfy profile (API Keys)")
-    if len(token) > MAX_TOKEN_LENGTH:
-        raise ConfigurationError(
-            f"The API token is too long ({len(token)} characters, at most {MAX_TOKEN_LENGTH}): paste only the token"
-        )
-    for position, character in enumerate(token, start=1):
-        if character.isspace():
-            raise ConfigurationError(
-                f"The API token has a space or line break inside (character {position}): paste it in one piece"
-            )
-        if not "!" <= character <= "~":
-            raise ConfigurationError(
-                f"The API token has a character that is not plain ASCII (character {position}): "
-                "copy it again from your RunComfy profile"
-            )
-    return token
-
-
-def _checked_token(token: str, source: str) -> str:
-    """``check_token_text``, its error saying where the token came from."""
-    try:
-        return check_token_text(token)
-    except ConfigurationError as error:
-        raise ConfigurationError(f"{error} (the token in {source})") from None
-
-
 def read_config_values(env: Mapping[str, str] = os.environ) -> tuple[Path, dict]:
     """The per-user config file's path and its values ({} when it does not exist)."""
     path = default_config_path(env)
@@ -316,35 +289,14 @@ def update_config_file(
 ) -> Path:
     """Set ``changes`` and drop ``remove`` in the per-user config file, keeping every other key.
 
-    The file holds the token, so it is written owner-only (0600) and
-    atomically: a crash or a concurrent reader never sees half a file, and a
-    file that cannot be read is left alone rather than overwritten.
+    Owner-only and atomic (``private_file``); a file that cannot be read is
+    left alone rather than overwritten.
     """
     path = default_config_path(env)
     target = path.resolve() if path.is_symlink() else path
-    if target.resolve().is_relative_to(PACK_ROOT):
-        raise ConfigurationError(
-            f"Config file {path} is inside the node pack folder, where it could be shared "
-            "or committed; set RUNCOMFY_CONFIG to a path outside it"
-        )
+    refuse_inside_pack(target, CONFIG_WHAT, f"set {CONFIG_PATH_VARIABLE} to a path outside it")
     values = {**_read_config_file(target), **changes}
     for key in remove:
         values.pop(key, None)
-    try:
-        target.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor, temporary = tempfile.mkstemp(prefix=".config-", suffix=".tmp", dir=target.parent)
-        try:
-            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-                os.chmod(temporary, 0o600)
-                json.dump(values, handle, indent=2)
-                handle.write("\n")
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temporary, target)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(temporary)
-            raise
-    except OSError as exc:
-        raise ConfigurationError(f"Cannot write config file {path}: {type(exc).__name__}") from None
+    write_private_file(path, json.dumps(values, indent=2) + "\n", CONFIG_WHAT)
     return path

@@ -26,8 +26,10 @@ from typing import Any, Awaitable, Callable, Generic, Hashable, Mapping, TypeVar
 from ..ledger import spend
 from ..transport.api import RunComfyClient
 from ..config.settings import Settings
+from ..account.cache import shared_account_cache
 from ..errors import (
     ConfigurationError,
+    InsufficientBalanceError,
     JobCancelledError,
     NotFoundError,
     RateLimitedError,
@@ -185,8 +187,13 @@ class Jobs:
         self, request: JobRequest, claim: Claim | None, report: UpdateCallback, stop: Stop, timeout: float,
         process: Callable[[bytes], Awaitable[T]],
     ) -> FinishedJob[T]:
-        if claim is None or claim.entry is None:  # no journal: the limit was not checked by ``_claim``
-            await self._check_spend_limit(request)
+        try:
+            if claim is None or claim.entry is None:  # no journal: the limit was not checked by ``_claim``
+                await self._check_spend_limit(request)
+            await self._check_balance(request)
+        except InsufficientBalanceError:
+            await self._journal_call("release", claim)
+            raise
         try:
             await stop.race(self._slots.acquire())
         except StopRequested:
@@ -260,6 +267,8 @@ class Jobs:
                 await self._journal_call("record_state", journey.request_id, journey.ended, journey.cost)
             if submitted_here and journey.ended is not None:
                 spend.record(journey.request_id, journey.cost)
+            if submitted_here:
+                shared_account_cache().forget_balances()  # the next reading shows what was billed
 
     async def _check_spend_limit(self, request: JobRequest) -> None:
         """Without a journal: refuse when this job's estimate alone passes the daily limit.
@@ -291,6 +300,25 @@ class Jobs:
             f"${limit:.2f} (${spent:.2f} spent today, jobs in flight and jobs RunComfy reported no cost for "
             f"counted at their estimate); {where}"
         )
+
+    async def _check_balance(self, request: JobRequest) -> None:
+        """Refuse before paying when the balance RunComfy reports is below this job's estimate.
+
+        Either figure unknown (no price, no account base, a failed balance call) means go on:
+        an account call that fails never blocks a run.
+        """
+        if not self.client.settings.account_base_url:
+            return
+        estimate = await self.estimate(request)
+        if estimate.usd is None:
+            return
+        balance = await shared_account_cache().balance(self.client.settings, client=self.client)
+        if balance.known and balance.usd is not None and balance.usd + 1e-9 < estimate.usd:
+            raise InsufficientBalanceError(
+                f"Refused before paying: your RunComfy balance is {balance.describe()}, below this job's estimate "
+                f"({estimate.describe()}); top up your RunComfy account, or ask for fewer images or a lower "
+                "resolution. Nothing was submitted"
+            )
 
     async def estimated_price(self, request: JobRequest) -> float | None:
         """The price the daily limit check counts for this job (None: unknown); free to ask."""

@@ -13,6 +13,7 @@ refusal such as ``RateLimitedError``), and sent but unanswered
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from typing import Any, Mapping
@@ -20,11 +21,13 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 
-from ..config.settings import Settings, is_loopback_host, load_settings
+from ..config.settings import (
+    ACCOUNT_BASE_VARIABLE, WWW_BASE_VARIABLE, Settings, is_loopback_host, load_settings,
+)
 from .download import DownloadPolicy, download_image
 from ..errors import (
-    APITimeoutError, NetworkError, ProxyRefusedError, RunComfyError, ServerError, SubmitNotSentError,
-    SubmitOutcomeUnknownError, shorten,
+    APITimeoutError, ConfigurationError, NetworkError, ProxyRefusedError, RunComfyError, ServerError,
+    SubmitNotSentError, SubmitOutcomeUnknownError, shorten,
 )
 from .proxy import ProxySetup
 from .responses import (
@@ -89,15 +92,18 @@ def proxy_refusal(proxy: str, status: str, *, request_id: str | None = None) -> 
 
 
 class RunComfyClient:
-    """One account's access to the Model API. The token is required (and checked) once, here.
+    """One account's access to RunComfy's three bases (``Settings``): the Model API, and the
+    account calls on www (who am I, device sign-in) and api (balance). The token is
+    required (and checked) once, here; only a client for a device sign-in, which has no
+    token yet, is made without one (``signing_in=True``).
 
     Safe for many concurrent jobs on one event loop: calls are independent and
     connections are pooled.
     """
 
-    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None) -> None:
+    def __init__(self, settings: Settings, *, http: httpx.AsyncClient | None = None, signing_in: bool = False) -> None:
         self.settings = settings
-        self._auth = {"Authorization": f"Bearer {settings.require_token()}"}
+        self._auth = {} if signing_in else {"Authorization": f"Bearer {settings.require_token()}"}
         self.proxies = ProxySetup.from_settings(settings)
         self._http = http or new_http_client(proxies=self.proxies)
         self._owns_http = http is None
@@ -178,6 +184,39 @@ class RunComfyClient:
             )
         return entry
 
+    # -- the account, on the www and api bases (runcomfy-api.md, "Base and auth") --
+
+    async def whoami(self) -> Mapping[str, Any]:
+        """``GET {www}/api/auth/me``: ``id``, ``email``, ``token_type``, ``token_created_at``;
+        HTTP 401 (``AuthenticationError``) is RunComfy refusing the token."""
+        return await self._call("GET", "/api/auth/me", None, base=self._base("www_base_url"))
+
+    async def balance(self) -> Mapping[str, Any]:
+        """``GET {api}/prod/v2/balance``: ``balance_usd``, ``currency``."""
+        return await self._call("GET", "/prod/v2/balance", None, base=self._base("account_base_url"))
+
+    async def start_sign_in(self) -> Mapping[str, Any]:
+        """``POST {www}/api/cli-auth/start`` (no token): ``device_code``, ``user_code``,
+        ``verify_url``, ``expires_in``, ``poll_interval``."""
+        return await self._call("POST", "/api/cli-auth/start", None, base=self._base("www_base_url"), body={},
+                                auth=False)
+
+    async def poll_sign_in(self, device_code: str) -> Mapping[str, Any]:
+        """``POST {www}/api/cli-auth/poll``: ``status`` pending / authorized (with
+        ``access_token``) / denied / expired; the last two come with HTTP 410, read here as
+        an answer, not an error."""
+        return await self._call("POST", "/api/cli-auth/poll", None, base=self._base("www_base_url"),
+                                body={"device_code": device_code}, auth=False, answer_statuses=(410,))
+
+    def _base(self, name: str) -> str:
+        base = getattr(self.settings, name)
+        if not base:
+            raise ConfigurationError(
+                f"No RunComfy {'www' if name == 'www_base_url' else 'account'} base is known for the Model API at "
+                f"{self.settings.base_url}: set {WWW_BASE_VARIABLE if name == 'www_base_url' else ACCOUNT_BASE_VARIABLE}"
+            )
+        return base
+
     async def download(self, url: str, *, request_id: str | None = None) -> bytes:
         """One result file, by the rules of ``DownloadPolicy`` and without the token."""
         return await download_image(
@@ -185,13 +224,17 @@ class RunComfyClient:
         )
 
     async def _call(
-        self, method: str, path: str, request_id: str | None, params: Mapping[str, str] | None = None
+        self, method: str, path: str, request_id: str | None, params: Mapping[str, str] | None = None, *,
+        base: str | None = None, body: Mapping[str, Any] | None = None, auth: bool = True,
+        answer_statuses: tuple[int, ...] = (),
     ) -> Mapping[str, Any]:
-        """One free call: its JSON object, or the typed error it stands for."""
-        url = f"{self.settings.base_url}{path}"
+        """One free call to ``base`` (default: the Model API): its JSON object, or the typed error
+        it stands for. ``answer_statuses``: error statuses whose JSON object is an answer."""
+        url = f"{base or self.settings.base_url}{path}"
         proxy = self.proxies.name_for(url)
+        headers = dict(self._auth) if auth else {}
         try:
-            response = await self._http.request(method, url, headers=self._auth, params=params)
+            response = await self._http.request(method, url, headers=headers, params=params, json=body)
         except httpx.ProxyError as exc:
             raise self._proxy_failure(proxy or "in use", exc, NetworkError, "", request_id) from None
         except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
@@ -210,6 +253,10 @@ class RunComfyClient:
             ) from None
         if proxy and response.status_code == 407:
             raise proxy_refusal(proxy, "HTTP 407 Proxy Authentication Required", request_id=request_id)
+        if response.status_code in answer_statuses:
+            with contextlib.suppress(ValueError):
+                if isinstance(answer := response.json(), dict):
+                    return answer
         return self._payload(response, request_id)
 
     @staticmethod
