@@ -106,8 +106,8 @@ async def run_node(
     """
     locale = user_locale()
     jobs = shared_jobs(load_settings())
-    feedback = NodeFeedback(node_id)
     stop = Stop(check=comfy_runtime.processing_interrupted)
+    feedback = NodeFeedback(node_id, on_stop=stop.set)  # a Stop ComfyUI's progress hook consumed
     progress = _Progress(feedback, locale)
     ticker = asyncio.create_task(progress.tick())
     try:
@@ -125,6 +125,7 @@ async def run_node(
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await ticker
+        await feedback.settle()
     try:
         images, padding_notes = await _to_tensor(job.files)
     except (ValueError, MemoryError, RuntimeError) as error:  # RuntimeError: torch could not allocate
@@ -135,6 +136,7 @@ async def run_node(
     check_lines, warnings = output_notes(job.files, images, inputs or {})  # sizes asked vs got, duplicates
     info_lines = [_describe_result(job, images, collected=collected), *notes, *padding_notes, *check_lines]
     feedback.progress(1.0)
+    await feedback.settle()
     shown = finished_line(
         locale, info_lines[0], model_id=job.model_id, request_id=job.request_id, status=job.status, cost=job.cost,
         reused_from=_reused_from(job), collected=collected, count=images.shape[0], width=images.shape[2],

@@ -99,14 +99,26 @@ class Journey:
         try:
             return await self._follow()
         except StopRequested:
-            raise await self._cancel_after_stop() from None
+            try:
+                error = await self._cancel_after_stop()
+            except asyncio.CancelledError:
+                # Cancelled while cancelling: ComfyUI closes a prompt's loop once one node raised
+                # its interrupt, and that cancels every task, our cancel call's too. Ask again.
+                await self._cancel_despite_cancellation()
+                raise
+            raise error from None
         except _DeadlineReached as reached:
             raise await self._give_up(reached) from None
         except asyncio.CancelledError:
             # Our task was cancelled (not the polite Stop path): still try not to pay.
-            with contextlib.suppress(Exception):
-                await despite_cancellation(asyncio.wait_for(self.client.cancel(self.request_id), CANCEL_SECONDS))
+            await self._cancel_despite_cancellation()
             raise
+
+    async def _cancel_despite_cancellation(self) -> None:
+        """One cancel call, best effort, carried through our task's cancellation (in a task
+        made now, so a closing loop's one round of cancelling has passed it by)."""
+        with contextlib.suppress(Exception):
+            await despite_cancellation(asyncio.wait_for(self.client.cancel(self.request_id), CANCEL_SECONDS))
 
     async def files(self, result: JobResult, process: Callable[[bytes], Awaitable[T]]) -> list[T]:
         """Every result file, downloaded (retried through failures) and processed, in API order."""
