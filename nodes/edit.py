@@ -17,8 +17,11 @@ from .runner import run_generation
 from .widgets import schema_widgets
 from .workers import in_worker
 
-IMAGE_SOCKETS = ("images", "images_2", "images_3", "images_4")
 MAX_IMAGES = get_schema(EDIT).properties["image_urls"]["maxItems"]
+# One socket per reference, up to the model's 20, in the order they are sent. The first four are the
+# names saved workflows already use; the editor shows them and grows the rest one at a time as
+# sockets are connected (web/references/), so every one is declared here for the backend to accept.
+IMAGE_SOCKETS = ("images",) + tuple(f"images_{n}" for n in range(2, MAX_IMAGES + 1))
 
 
 def parse_image_urls(text: str | None) -> list[str]:

@@ -18,10 +18,12 @@ def add_routes(table: Any, env: Mapping[str, str] = os.environ) -> Any:
     """Add the routes to an aiohttp ``RouteTableDef``; returns the object that serves them."""
     from .handlers import PackRoutes
     from .proxy import ProxyRoutes
+    from .switching import SwitchingRoutes
 
     routes = PackRoutes(env)
     routes.add_to(table)
     ProxyRoutes(env).add_to(table)
+    SwitchingRoutes().add_to(table)
     return routes
 
 

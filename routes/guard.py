@@ -85,16 +85,17 @@ def refuse_cross_site(request: web.Request, *, changes_state: bool) -> None:
         raise Refusal(403, "Refused: this request comes from another site; use the ComfyUI editor itself")
 
 
-async def read_json_object(request: web.Request, *, allow_empty: bool = False) -> dict[str, Any]:
-    """The body of a state-changing request: JSON, small, an object."""
+async def read_json_object(request: web.Request, *, allow_empty: bool = False,
+                           max_bytes: int = MAX_BODY_BYTES) -> dict[str, Any]:
+    """The body of a state-changing request: JSON, small (``max_bytes``), an object."""
     refuse_cross_site(request, changes_state=True)
     if request.content_type != "application/json":
         raise Refusal(415, "Send the request body as JSON (Content-Type: application/json)")
-    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
-        raise Refusal(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB")
-    raw = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
-        raise Refusal(413, f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB")
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Refusal(413, f"The request body is larger than {max_bytes // 1024} KiB")
+    raw = await request.content.read(max_bytes + 1)
+    if len(raw) > max_bytes:
+        raise Refusal(413, f"The request body is larger than {max_bytes // 1024} KiB")
     if not raw.strip() and allow_empty:
         return {}
     try:

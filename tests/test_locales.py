@@ -108,6 +108,7 @@ def test_english_covers_every_text_the_web_code_and_the_server_look_up(pack):
         used |= set(re.findall(r'\bt\("([\w.]+)"', js.read_text(encoding="utf-8")))
     assert used, "no t(...) calls found"
     used |= pack_import("nodes.user_language").keys_used()
+    used |= {f"switching.report.{key}" for key in pack_import("switching.plan").REPORT_KEYS}  # words of the plan's report
     known = {key.removeprefix("runcomfyNanoBanana2.") for key in main if key.startswith("runcomfyNanoBanana2.")}
     assert sorted(used - known) == [], "texts the editor shows without an English entry"
     assert sorted(known - used) == [], "English entries no code uses"

@@ -66,7 +66,8 @@ def test_widgets_match_the_schema_field_for_field(node_class, model_id):
 
 def test_edit_adds_image_sockets_and_urls():
     optional = Edit.INPUT_TYPES()["optional"]
-    assert [name for name, spec in optional.items() if spec[0] == "IMAGE"] == ["images", "images_2", "images_3", "images_4"]
+    sockets = ["images", "images_2", "images_3", "images_4"] + [f"images_{n}" for n in range(5, 21)]
+    assert [name for name, spec in optional.items() if spec[0] == "IMAGE"] == sockets  # the old four first
     assert optional["image_urls"][0] == "STRING" and optional["image_urls"][1]["multiline"]
     assert all(spec[1].get("tooltip") for spec in optional.values())
 

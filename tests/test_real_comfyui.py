@@ -482,7 +482,8 @@ def test_object_info_defines_the_nodes_as_the_pack_does(comfy: ComfyUI, object_i
     classes = pack_import("nodes").NODE_CLASS_MAPPINGS
     widgets = ["prompt", "num_images", "seed", "aspect_ratio", "resolution", "output_format",
                "safety_tolerance", "limit_generations", "enable_web_search"]
-    expected_optional = {T2I: [], EDIT: ["images", "images_2", "images_3", "images_4", "image_urls"]}
+    references = ["images"] + [f"images_{n}" for n in range(2, 21)]  # the editor shows them as they are needed
+    expected_optional = {T2I: [], EDIT: [*references, "image_urls"]}
     for name in (T2I, EDIT):
         assert name in object_info, f"{name} is not in /object_info"
         info = object_info[name]
