@@ -208,7 +208,7 @@ def running_comfyui(base: Path, env: dict[str, str], *extra_args: str) -> Iterat
 def comfy(sim: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ComfyUI]:
     base = tmp_path_factory.mktemp("comfyui-base")
     env = {
-        "RUNCOMFY_API_BASE_URL": sim.url,
+        "RUNCOMFY_API_BASE_URL": sim.url, "RUNCOMFY_WWW_BASE_URL": sim.www_url, "RUNCOMFY_ACCOUNT_BASE_URL": sim.api_url,
         "RUNCOMFY_API_TOKEN": sim.token,
         "RUNCOMFY_CONFIG": str(base / "no-runcomfy-config.json"),  # ignore the user's own config file
     }
@@ -778,7 +778,7 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     server = pack_import("simulator.server")
     with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
         simulator.configure(pricing="by_resolution")  # these checks follow a listed price per resolution
-        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_CONFIG": str(config_path),
+        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_WWW_BASE_URL": simulator.www_url, "RUNCOMFY_ACCOUNT_BASE_URL": simulator.api_url, "RUNCOMFY_CONFIG": str(config_path),
                "RUNCOMFY_DATA_DIR": str(data_dir)}
         session = {"chromium": find_chromium(), "token": simulator.token, "nodes_2": nodes_2, "pack": PACK_NAME}
         with running_comfyui(base, env, *extra) as comfy:
@@ -1047,7 +1047,7 @@ def localized(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     languages = LOCALIZED + ((RIGHT_TO_LEFT,) if (which, nodes_2) == ("current", False) else ())
     server = pack_import("simulator.server")
     with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
-        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_API_TOKEN": simulator.token,
+        env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_WWW_BASE_URL": simulator.www_url, "RUNCOMFY_ACCOUNT_BASE_URL": simulator.api_url, "RUNCOMFY_API_TOKEN": simulator.token,
                "RUNCOMFY_CONFIG": str(base / "no-runcomfy-config.json"), "RUNCOMFY_DATA_DIR": str(base / "data")}
         seen = {}
         with running_comfyui(base, env, *extra) as comfy:
