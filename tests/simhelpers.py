@@ -26,6 +26,15 @@ LONG = 30.0  # seconds a scripted phase lasts; tests step over it with sim.advan
 TLS = ssl.create_default_context()
 
 
+def other_token(token: str) -> str:
+    """A token of the same shape that differs from ``token`` in its first character.
+
+    Replacing that character with a fixed letter would return ``token`` itself
+    whenever the random token happens to start with that letter (1 run in 64).
+    """
+    return ("x" if token[0] != "x" else "y") + token[1:]
+
+
 def api(sim: Any, token: str | None = None, **kwargs: Any) -> httpx.Client:
     """A client for /v1 with the simulator's token (or ``token``)."""
     return httpx.Client(base_url=sim.url, headers={"Authorization": f"Bearer {token or sim.token}"}, verify=TLS, **kwargs)

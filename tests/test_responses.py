@@ -8,6 +8,7 @@ import pytest
 
 from helpers import EDIT, T2I
 from packloader import pack_import
+from simhelpers import other_token
 
 client_pkg = pack_import("client")
 client_api = pack_import("client.transport.api")
@@ -155,7 +156,7 @@ def body_of(inputs):
 
 
 async def bad_token(simulator):
-    async with sim_client(simulator, token="x" + simulator.token[1:]) as client:
+    async with sim_client(simulator, token=other_token(simulator.token)) as client:
         await client.status("0f0e0d0c-0000-4000-8000-000000000001")
 
 

@@ -35,7 +35,7 @@ from PIL import Image
 from packloader import PACK_ROOT, pack_import
 from simhelpers import (
     EDIT, LONG, T2I, TLS, api, catalog, completed_file_url, download, error_of, finished_result, get, image_uri,
-    result, status, submit,
+    other_token, result, status, submit,
 )
 
 server = pack_import("simulator.server")
@@ -176,7 +176,7 @@ def test_auth_errors(simulator: Any) -> None:
         missing = anonymous.post(f"/v1/models/{T2I}", json={"prompt": "p"})
         error_of(missing, 401, 400004)
         assert missing.headers["www-authenticate"].lower().startswith("bearer")
-        wrong_token = "x" + sim.token[1:]
+        wrong_token = other_token(sim.token)
         bad = anonymous.get("/v1/models/" + T2I, headers={"Authorization": f"Bearer {wrong_token}"})
         assert wrong_token not in bad.text
         error_of(bad, 401, 400004)

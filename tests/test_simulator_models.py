@@ -14,7 +14,7 @@ import httpx
 import pytest
 
 from packloader import pack_import
-from simhelpers import EDIT, T2I, TLS, api, catalog, error_of, finished_result, submit
+from simhelpers import EDIT, T2I, TLS, api, catalog, error_of, finished_result, other_token, submit
 
 billing = pack_import("simulator.billing")
 
@@ -111,7 +111,7 @@ def test_pricing_is_chosen_over_the_control_api(simulator: Any) -> None:
 def test_model_info_is_the_token_check(simulator: Any) -> None:
     sim = simulator
     assert model_info(sim)["model_id"] == T2I
-    wrong = "y" + sim.token[1:]
+    wrong = other_token(sim.token)
     with httpx.Client(base_url=sim.url, verify=TLS) as anonymous:
         rejected = anonymous.get(f"/v1/models/{T2I}", headers={"Authorization": f"Bearer {wrong}"})
         missing = anonymous.get(f"/v1/models/{T2I}")
@@ -152,7 +152,7 @@ def test_the_catalog_lists_entries_with_search_category_and_paging(simulator: An
 
 def test_the_catalog_needs_a_token_unless_public(simulator: Any) -> None:
     sim = simulator
-    wrong = "z" + sim.token[1:]
+    wrong = other_token(sim.token)
     with httpx.Client(base_url=sim.url, verify=TLS) as anonymous:
         error_of(anonymous.get("/v1/models"), 401, 400004)
         error_of(anonymous.get(f"/v1/models/{T2I}"), 401, 400004)
