@@ -23,7 +23,7 @@ from .comfy_runtime import NodeFeedback, raise_interrupted
 from .output import NodeOutput, widget_values
 from .output_checks import output_notes
 from .result_images import ResultImage, decode_into, inspect_result, new_batch
-from .user_language import finished_line, headline_key, status_line, user_locale, with_headline
+from .user_language import finished_line, in_user_language, status_line, user_locale, with_headline
 from .workers import in_worker
 
 TICK_SECONDS = 0.1
@@ -101,8 +101,10 @@ async def run_node(
     ``(IMAGE batch, info text)`` with the run's summary for the editor (``inputs``:
     the widget values the run was made with), showing its progress on the node.
 
-    The token is required before the work starts; a Stop while it runs ends
-    the node the way ComfyUI expects (no error popup) with what happened.
+    The token is required before the work starts. A Stop before anything was
+    submitted ends the node with ComfyUI's interrupt (no error popup); a Stop
+    after a submit ends it with the job's error, which names the request id and
+    says whether the job was cancelled or may be billed.
     """
     locale = user_locale()
     jobs = shared_jobs(load_settings())
@@ -113,14 +115,19 @@ async def run_node(
     try:
         job, notes = await work(jobs, stop, progress)
     except (JobCancelledError, StopRequested) as exc:
-        message = str(exc) if isinstance(exc, JobCancelledError) else NOTHING_SENT
-        if stop.is_set():
-            cancelled = isinstance(exc, JobCancelledError)
-            key = headline_key(exc, progress.last_stage) if cancelled else "stoppedBeforeSubmit"
-            message = with_headline(locale, key, message)
-            feedback.status(message)
-            raise_interrupted(message)
-        raise
+        if not stop.is_set():
+            raise
+        if isinstance(exc, JobCancelledError) and exc.request_id:
+            # A job exists on RunComfy: ComfyUI keeps an interrupt's message nowhere (its
+            # /history says only "execution_interrupted"), so the job's own error ends the
+            # node, and /history, the queue panel and the log keep its request id and
+            # whether it was cancelled or may be billed.
+            in_user_language(exc, locale, progress.last_stage)
+            feedback.status(str(exc))
+            raise
+        message = with_headline(locale, "stoppedBeforeSubmit", NOTHING_SENT)
+        feedback.status(message)
+        raise_interrupted(message)  # nothing was sent: the quiet end ComfyUI gives a Stop
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
