@@ -10,7 +10,9 @@ copy with that one flag added (``--disable-api-nodes`` kept), as a stand-in.
 
 from __future__ import annotations
 
+import json
 import shutil
+import subprocess
 import uuid
 from pathlib import Path
 from typing import Any
@@ -31,6 +33,22 @@ pytestmark = [pytest.mark.comfyui, pytest.mark.skipif(
     reason=harness._skip_reason() or "COMFYUI_PATH / COMFYUI_2026_PATH are not set")]
 
 sim = harness.sim
+EDITOR_OFFLINE = Path(__file__).with_name("editor_offline.py")
+
+
+def settings_panel(comfy: Any, shot: Path) -> dict[str, Any] | None:
+    """Settings -> RunComfy as the editor shows it (tests/editor_offline.py); None without a browser."""
+    chromium = harness.find_chromium()
+    if not chromium:
+        return None
+    config = {"url": comfy.url + "/", "chromium": chromium, "shot": str(shot)}
+    done = subprocess.run([harness.COMFYUI_PYTHON, str(EDITOR_OFFLINE), json.dumps(config)],
+                          capture_output=True, text=True, timeout=harness.BROWSER_SECONDS)
+    if "No module named 'playwright'" in done.stderr:
+        return None
+    assert done.returncode == 0, f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}"
+    print(f"\nscreenshot: {shot}")
+    return json.loads(next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))[len("RESULT "):])
 
 
 def with_flag(checkout: str, flag: str, scratch: Path) -> str:
@@ -99,4 +117,20 @@ def test_offline_calls_nobody_says_why_and_still_reuses_a_stored_result(checkout
         price = offline.http.get("/runcomfy-nb2/price", params={
             "node_type": harness.T2I, "resolution": "2K", "num_images": "1"}).json()
         assert flag in (price.get("reason") or "")
+        check_settings_panel(offline, flag, tmp_path / f"settings-offline{flag}.png")
         assert len(sim.requests()) == calls, [(r.base, r.route) for r in sim.requests()[calls:]]
+    if harness.FRONTEND_ROOT:  # the current editor too (COMFYUI_FRONTEND_ROOT)
+        with comfyui_at(checkout, base, env, flag, "--front-end-root", harness.FRONTEND_ROOT) as current:
+            calls = len(sim.requests())
+            check_settings_panel(current, flag, tmp_path / f"settings-offline{flag}-current-editor.png")
+            assert len(sim.requests()) == calls
+
+
+def check_settings_panel(comfy: Any, flag: str, shot: Path) -> None:
+    """One offline line in Settings -> RunComfy, and nothing to check a token with."""
+    panel = settings_panel(comfy, shot)
+    if panel is None:
+        return
+    assert panel["panel"]["runcomfy-token-check"].startswith(f"Offline: ComfyUI runs with {flag},"), panel
+    assert panel["save_disabled"], panel
+    assert not [error for error in panel["page_errors"] if "runcomfy" in error.lower()], panel["page_errors"]
