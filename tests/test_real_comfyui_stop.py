@@ -162,6 +162,8 @@ def test_stop_ends_two_waiting_nodes_and_cancels_both_jobs(comfy: Any, sim: Any)
     assert len(submitted_ids(sim, before)) == 2, "Stop made the pack submit again"
     for request_id in request_ids:  # the node ComfyUI did not report ends too: its job is cancelled
         wait_for(lambda: sim.state(request_id) == "cancelled", WAIT_SECONDS, f"{request_id} cancelled")
-        assert len(cancels(sim, request_id)) == 1
+        # Once the first node ended, ComfyUI closes the prompt's loop and cancels the other node's
+        # task, its cancel call too: answered or not, the node asks again (free, safe to repeat).
+        assert 1 <= len(cancels(sim, request_id)) <= 2
     assert any(request_id in history_text(entry) for request_id in request_ids)
     runs_again(comfy, sim, f"after stopping two {tag}")
