@@ -3,6 +3,7 @@
     RunComfyError                 one line, says what to do, never holds a token
     ├── ConfigurationError        the local setup (token text, config file, base URL)
     │   ├── MissingTokenError     no token anywhere: nothing was sent
+    │   ├── OfflineError          the host application forbids online calls: nothing was sent
     │   └── ProxyRefusedError     the proxy turned the call away (e.g. HTTP 407): nothing reached RunComfy
     ├── RequestValidationError    inputs refused, here (nothing sent) or by RunComfy (400/422)
     ├── SpendLimitError           the daily spend limit would be passed: nothing sent
@@ -34,7 +35,7 @@ from __future__ import annotations
 __all__ = [
     "APITimeoutError", "AuthenticationError", "ConfigurationError", "CutFileError", "DownloadError",
     "InsufficientBalanceError", "JobBlockedError", "JobCancelledError", "JobError", "JobFailedError",
-    "JobTimeoutError", "MissingTokenError", "NetworkError", "ProxyRefusedError", "NotFoundError", "RateLimitedError",
+    "JobTimeoutError", "MissingTokenError", "NetworkError", "OfflineError", "ProxyRefusedError", "NotFoundError", "RateLimitedError",
     "RequestValidationError", "ResultError", "RunComfyError", "ServerError", "SpendLimitError", "SubmitNotSentError",
     "SubmitOutcomeUnknownError", "redact", "register_secret", "shorten",
 ]
@@ -94,6 +95,10 @@ class ConfigurationError(RunComfyError):
 
 class MissingTokenError(ConfigurationError):
     """No API token could be found; nothing was sent."""
+
+
+class OfflineError(ConfigurationError):
+    """The host application (ComfyUI started with ``--offline``) forbids calls to RunComfy: nothing was sent."""
 
 
 class ProxyRefusedError(ConfigurationError):

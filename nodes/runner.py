@@ -15,15 +15,16 @@ from typing import Any, Awaitable, Callable, Mapping, Sequence
 import torch
 
 from ..client import FinishedJob, JobCancelledError, Jobs, JobUpdate, Stage, Stop, load_settings, shared_jobs
-from ..client.errors import ResultError
+from ..client.errors import ConfigurationError, OfflineError, ResultError
 from ..client.job.jobs import NOTHING_SENT, collect_hint
 from ..client.job.stop import StopRequested
 from . import comfy_runtime
 from .comfy_runtime import NodeFeedback, raise_interrupted
+from .offline import offline_flag, offline_message
 from .output import NodeOutput, widget_values
 from .output_checks import output_notes
 from .result_images import ResultImage, decode_into, inspect_result, new_batch
-from .user_language import finished_line, headline_key, status_line, user_locale, with_headline
+from .user_language import finished_line, in_user_language, status_line, user_locale, with_headline
 from .workers import in_worker
 
 TICK_SECONDS = 0.1
@@ -101,11 +102,19 @@ async def run_node(
     ``(IMAGE batch, info text)`` with the run's summary for the editor (``inputs``:
     the widget values the run was made with), showing its progress on the node.
 
-    The token is required before the work starts; a Stop while it runs ends
-    the node the way ComfyUI expects (no error popup) with what happened.
+    The token is required before the work starts. A Stop before anything was
+    submitted ends the node with ComfyUI's interrupt (no error popup); a Stop
+    after a submit ends it with the job's error, which names the request id and
+    says whether the job was cancelled or may be billed.
     """
     locale = user_locale()
-    jobs = shared_jobs(load_settings())
+    try:
+        jobs = shared_jobs(load_settings())
+    except ConfigurationError:
+        flag = offline_flag()
+        if flag is not None:  # offline no token is needed: say why nothing runs, not how to sign in
+            raise OfflineError(offline_message(flag)) from None
+        raise
     stop = Stop(check=comfy_runtime.processing_interrupted)
     feedback = NodeFeedback(node_id, on_stop=stop.set)  # a Stop ComfyUI's progress hook consumed
     progress = _Progress(feedback, locale)
@@ -113,14 +122,19 @@ async def run_node(
     try:
         job, notes = await work(jobs, stop, progress)
     except (JobCancelledError, StopRequested) as exc:
-        message = str(exc) if isinstance(exc, JobCancelledError) else NOTHING_SENT
-        if stop.is_set():
-            cancelled = isinstance(exc, JobCancelledError)
-            key = headline_key(exc, progress.last_stage) if cancelled else "stoppedBeforeSubmit"
-            message = with_headline(locale, key, message)
-            feedback.status(message)
-            raise_interrupted(message)
-        raise
+        if not stop.is_set():
+            raise
+        if isinstance(exc, JobCancelledError) and exc.request_id:
+            # A job exists on RunComfy: ComfyUI keeps an interrupt's message nowhere (its
+            # /history says only "execution_interrupted"), so the job's own error ends the
+            # node, and /history, the queue panel and the log keep its request id and
+            # whether it was cancelled or may be billed.
+            in_user_language(exc, locale, progress.last_stage)
+            feedback.status(str(exc))
+            raise
+        message = with_headline(locale, "stoppedBeforeSubmit", NOTHING_SENT)
+        feedback.status(message)
+        raise_interrupted(message)  # nothing was sent: the quiet end ComfyUI gives a Stop
     finally:
         ticker.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -150,6 +164,13 @@ async def run_node(
     return NodeOutput(images, "\n".join(info_lines), run)
 
 
+def _stored_or_refuse(found: FinishedJob | None, flag: str) -> FinishedJob:
+    """Offline (``flag``): the stored result, or the one-line refusal; nothing was sent either way."""
+    if found is None:
+        raise OfflineError(offline_message(flag))
+    return found
+
+
 async def run_generation(
     model_id: str, inputs: Mapping[str, Any], *, node_id: str | None, prepare: Prepare | None = None
 ) -> NodeOutput:
@@ -162,6 +183,10 @@ async def run_generation(
         for note in notes:
             progress.feedback.status(note)
         reuse = jobs.client.settings.reuse_results
+        flag = offline_flag()
+        if flag is not None:
+            found = await jobs.stored(model_id, final, on_update=progress, process=_inspect) if reuse else None
+            return _stored_or_refuse(found, flag), notes
         return await jobs.run(model_id, final, on_update=progress, stop=stop, process=_inspect, reuse=reuse), notes
 
     return await run_node(node_id, work, inputs=inputs)
@@ -171,6 +196,10 @@ async def collect_result(request_id: str, *, node_id: str | None) -> NodeOutput:
     """A job submitted earlier, followed to its end and collected: never submits, free."""
 
     async def work(jobs: Jobs, stop: Stop, progress: _Progress) -> tuple[FinishedJob, Sequence[str]]:
+        flag = offline_flag()
+        if flag is not None:
+            return _stored_or_refuse(await jobs.collect_stored(request_id, on_update=progress, process=_inspect),
+                                     flag), ()
         return await jobs.collect(request_id, on_update=progress, stop=stop, process=_inspect), ()
 
     return await run_node(node_id, work, inputs={"request_id": request_id}, collected=True)

@@ -25,8 +25,8 @@ from typing import Any
 
 from ..client.errors import (
     AuthenticationError, InsufficientBalanceError, JobBlockedError, JobCancelledError, JobFailedError,
-    JobTimeoutError, MissingTokenError, RateLimitedError, RequestValidationError, RunComfyError, SpendLimitError,
-    SubmitOutcomeUnknownError,
+    JobTimeoutError, MissingTokenError, OfflineError, RateLimitedError, RequestValidationError, RunComfyError,
+    SpendLimitError, SubmitOutcomeUnknownError,
 )
 from ..client.job.updates import JobUpdate, Stage
 
@@ -41,6 +41,7 @@ SEPARATOR = " — "
 
 # Most specific first: a safety block is also a failed job, a missing token a configuration error.
 _HEADLINES: tuple[tuple[type[RunComfyError], str], ...] = (
+    (OfflineError, "offline"),
     (MissingTokenError, "noToken"),
     (AuthenticationError, "tokenRejected"),
     (InsufficientBalanceError, "balanceTooLow"),

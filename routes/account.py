@@ -30,6 +30,7 @@ from ..client.config.settings import (
 )
 from ..client.errors import ConfigurationError, RunComfyError
 from ..client.ledger import spend
+from ..nodes.offline import offline_flag, offline_refusal
 from .guard import Refusal, answer, read_json_object, refuse_cross_site
 
 log = logging.getLogger("runcomfy")
@@ -67,7 +68,9 @@ class AccountRoutes:
 
     async def account_state(self, *, refresh: bool = False) -> dict[str, Any]:
         summary = spend.summary()
+        flag = offline_flag()
         state: dict[str, Any] = {
+            "offline": {"flag": flag} if flag else None,
             "token": self._token_state(),
             "identity": {"state": NO_TOKEN, "email": None, "id": None, "message": None, "checked_at": None},
             "balance": {"state": NO_TOKEN, "usd": None, "currency": None, "message": None, "checked_at": None},
@@ -88,6 +91,12 @@ class AccountRoutes:
         state["preferences"] = {name: getattr(settings, name) for name in PREFERENCE_DEFAULTS}
         state.update(base_url=settings.base_url, www_base_url=settings.www_base_url,
                      account_base_url=settings.account_base_url)
+        if flag is not None:  # no who-am-I, no balance: the panel says why
+            reason = offline_refusal(flag, "the token and the balance are not checked")
+            offline = {"state": "offline", "message": reason, "checked_at": None}
+            state["identity"], state["balance"] = {**state["identity"], **offline}, {**state["balance"], **offline}
+            state["check"] = offline
+            return state
         if refresh:
             self.accounts.forget()
         identity, balance = await asyncio.gather(self.accounts.identity(settings), self.accounts.balance(settings))
@@ -125,6 +134,7 @@ class AccountRoutes:
         except ConfigurationError as exc:
             raise Refusal(400, str(exc)) from None
         settings = self._settings_without_environment_token()
+        _refuse_offline("the token cannot be checked and nothing was stored")
         identity = await fetch_identity(settings, token)
         if identity.state == REJECTED:
             raise Refusal(422, f"{identity.message}. Nothing was stored")
@@ -158,6 +168,7 @@ class AccountRoutes:
         """``{}``: start a device sign-in (a pending one is cancelled); this server polls it."""
         await read_json_object(request, allow_empty=True)
         settings = self._settings_without_environment_token()
+        _refuse_offline("no sign-in was started")
         self._drop_sign_in()
         sign_in = DeviceSignIn(settings, self.env)
         try:
@@ -223,3 +234,10 @@ class AccountRoutes:
             return load_settings(self.env)
         except ConfigurationError as exc:
             raise Refusal(409, str(exc)) from None
+
+
+def _refuse_offline(undone: str) -> None:
+    """Refuse (409) a request that needs RunComfy while ComfyUI runs offline."""
+    flag = offline_flag()
+    if flag is not None:
+        raise Refusal(409, offline_refusal(flag, undone))

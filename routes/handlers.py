@@ -21,6 +21,7 @@ from ..client.job.jobs import shared_storage
 from ..client.ledger.fingerprint import account_fingerprint
 from ..client.pricing.estimate import Billed, estimate_job
 from ..client.model.schemas import EDIT, TEXT_TO_IMAGE, get_schema
+from ..nodes.offline import offline_flag, offline_refusal
 from .account import AccountRoutes
 from .guard import Refusal, answer, read_json_object, refusal_answer, refuse_cross_site
 
@@ -91,11 +92,15 @@ class PackRoutes:
             settings = load_settings(self.env)
         except ConfigurationError as exc:
             return answer({**result, "reason": str(exc)})
-        lookup = await self.cache.get(settings, model_id)
-        info = lookup.info if lookup.state == OK else None
+        flag = offline_flag()
+        if flag is not None:  # no catalog call: only what RunComfy billed before (the journal) is known
+            info, unknown = None, offline_refusal(flag, "its listed price is not read")
+        else:
+            lookup = await self.cache.get(settings, model_id)
+            info = lookup.info if lookup.state == OK else None
+            unknown = None if info is not None else lookup.message
         billed = await asyncio.to_thread(_last_billed, settings, self.env, model_id, resolution) if settings.token else None
-        estimate = estimate_job(info, resolutions, resolution, num_images, billed,
-                                unknown_reason=None if info is not None else lookup.message)
+        estimate = estimate_job(info, resolutions, resolution, num_images, billed, unknown_reason=unknown)
         billed_at = estimate.billed_at.astimezone() if estimate.billed_at is not None else None
         return answer({
             **result,

@@ -307,11 +307,12 @@ async def test_stop_in_comfyui_survives_the_progress_hook_and_interrupts(account
         comfy.stop_pressed = True
 
     presser = asyncio.create_task(press_stop_once_queued())
-    with anyio.fail_after(10), pytest.raises(comfy.InterruptProcessingException):
+    with anyio.fail_after(10), pytest.raises(errors.JobCancelledError) as ended:  # the job's error: /history keeps it
         await TextToImage().generate(unique_id="5", **widget_defaults(TextToImage))
     await presser
     assert len(account.requests(route="cancel")) == 1
     assert account.state(next(iter(account.jobs))) == "cancelled"
+    assert ended.value.request_id == next(iter(account.jobs)) and "nothing is billed" in str(ended.value)
     assert comfy.stop_pressed  # still set for every other waiting node to see
     assert comfy.progress == sorted(comfy.progress) and len(comfy.progress) == len(set(comfy.progress))
 
@@ -327,9 +328,10 @@ async def test_stop_swallowed_by_the_progress_hook_is_restored(account, monkeypa
         comfy.stop_inside_next_update = True
 
     arm = asyncio.create_task(stop_during_the_next_update_once_running())
-    with anyio.fail_after(15), pytest.raises(comfy.InterruptProcessingException):
+    with anyio.fail_after(15), pytest.raises(errors.JobCancelledError) as ended:
         await TextToImage().generate(unique_id="6", **widget_defaults(TextToImage))
     await arm
+    assert ended.value.request_id == next(iter(account.jobs)) and "may be billed" in str(ended.value)
     assert not comfy.stop_inside_next_update  # the hook really fired inside an update
     assert len(account.requests(route="cancel")) == 1
     assert comfy.stop_pressed

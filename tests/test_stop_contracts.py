@@ -32,6 +32,7 @@ pack = load_pack()
 client_pkg = pack_import("client")
 comfy_runtime = pack_import("nodes.comfy_runtime")
 TextToImage = pack.NODE_CLASS_MAPPINGS["RunComfyNanoBanana2TextToImage"]
+JobCancelledError = client_pkg.JobCancelledError
 
 CONTRACTS = ("exception", "base_exception")
 PROGRESS = ("hook", "throttled_hook", "set_progress")
@@ -146,8 +147,11 @@ async def until(predicate: Callable[[], Any]) -> None:
         await asyncio.sleep(0.01)
 
 
-def ended_interrupted(comfy: FakeComfy, outcome: BaseException | Any) -> bool:
-    return isinstance(outcome, comfy.Interrupt)
+def stopped_job(outcome: BaseException | Any, request_id: str | None = None) -> bool:
+    """How a Stop after a submit ends a node: the job's error with its request id, which
+    ComfyUI keeps in /history (an interrupt's message it keeps nowhere)."""
+    return isinstance(outcome, JobCancelledError) and bool(outcome.request_id) and (
+        request_id is None or outcome.request_id == request_id)
 
 
 # -- one node, every point of a job ------------------------------------------------------------
@@ -165,10 +169,11 @@ async def test_stop_while_the_submit_is_on_its_way(account, comfy):
         account.release(held)
 
     presser = asyncio.create_task(press_then_answer())
-    with anyio.fail_after(15), pytest.raises(comfy.Interrupt):
+    with anyio.fail_after(15), pytest.raises(JobCancelledError) as ended:
         await run_node("1")
     await presser
     (request_id,) = account.jobs
+    assert stopped_job(ended.value, request_id)
     assert len(account.requests(route="submit")) == 1
     assert len(account.requests(route="cancel")) == 1
     assert account.state(request_id) == "cancelled"
@@ -180,9 +185,10 @@ async def test_stop_while_the_submit_is_on_its_way(account, comfy):
 async def test_stop_while_queued(account, comfy):
     account.script_next_jobs("queued_forever")
     comfy.press_at["1"] = QUEUED
-    with anyio.fail_after(15), pytest.raises(comfy.Interrupt):
+    with anyio.fail_after(15), pytest.raises(JobCancelledError) as ended:
         await run_node("1")
     (request_id,) = account.jobs
+    assert stopped_job(ended.value, request_id)
     assert len(account.requests(route="cancel")) == 1
     assert account.state(request_id) == "cancelled"
     assert comfy.flag
@@ -196,9 +202,10 @@ async def test_stop_while_running(account, comfy):
     """A running job cannot be cancelled: asked once, and the node says it may be billed."""
     account.script_next_jobs("never_finishes", queue_seconds=0.0)
     comfy.press_at["1"] = RUNNING + 1
-    with anyio.fail_after(15), pytest.raises(comfy.Interrupt):
+    with anyio.fail_after(15), pytest.raises(JobCancelledError) as ended:
         await run_node("1")
     (request_id,) = account.jobs
+    assert stopped_job(ended.value, request_id)
     assert len(account.requests(route="cancel")) == 1
     assert account.state(request_id) == "in_progress"
     assert comfy.flag
@@ -211,11 +218,12 @@ async def test_stop_while_downloading(account, comfy):
     held = account.add_fault("file", "hold", times=None)
     comfy.press_at["1"] = DOWNLOADING
     try:
-        with anyio.fail_after(15), pytest.raises(comfy.Interrupt):
+        with anyio.fail_after(15), pytest.raises(JobCancelledError) as ended:
             await run_node("1")
     finally:
         account.release(held)
     (request_id,) = account.jobs
+    assert stopped_job(ended.value, request_id)
     assert account.requests(route="cancel") == []
     assert comfy.flag
     assert "billed" in comfy.texts["1"][-1] and request_id in comfy.texts["1"][-1]
@@ -251,8 +259,9 @@ async def test_stop_while_waiting_for_a_job_slot(account, comfy):
     comfy.press()
     with anyio.fail_after(15):
         outcomes = await asyncio.gather(first, second, return_exceptions=True)
-    assert all(isinstance(outcome, comfy.Interrupt) for outcome in outcomes), outcomes
     (request_id,) = account.jobs
+    assert stopped_job(outcomes[0], request_id), outcomes  # its job was queued: cancelled, named
+    assert isinstance(outcomes[1], comfy.Interrupt), outcomes  # it never submitted: ComfyUI's quiet end
     assert len(account.requests(route="submit")) == 1
     assert len(account.requests(route="cancel")) == 1
     assert account.state(request_id) == "cancelled"
@@ -269,7 +278,7 @@ async def test_a_stop_only_one_node_sees_ends_every_node_and_cancels_both_jobs(a
     comfy.press_at["1"] = QUEUED
     with anyio.fail_after(15):
         outcomes = await asyncio.gather(run_node("1", "first"), run_node("2", "second"), return_exceptions=True)
-    assert all(isinstance(outcome, comfy.Interrupt) for outcome in outcomes), outcomes
+    assert all(stopped_job(outcome) for outcome in outcomes), outcomes
     assert len(account.requests(route="submit")) == 2
     assert len(account.requests(route="cancel")) == 2
     assert all(account.state(request_id) == "cancelled" for request_id in account.jobs)
@@ -277,7 +286,7 @@ async def test_a_stop_only_one_node_sees_ends_every_node_and_cancels_both_jobs(a
 
 
 def test_when_comfyui_ends_the_prompt_at_the_first_interrupt_the_other_job_is_cancelled_too(account, comfy):
-    """ComfyUI runs a prompt in ``asyncio.run``: once one node raised its interrupt the
+    """ComfyUI runs a prompt in ``asyncio.run``: once one node ended after the Stop the
     prompt ends and every node still running is cancelled at the loop's close. A job
     still queued then is cancelled on RunComfy all the same."""
     account.script_next_jobs("queued_forever", count=2)
@@ -292,7 +301,7 @@ def test_when_comfyui_ends_the_prompt_at_the_first_interrupt_the_other_job_is_ca
             return next(iter(done)).exception()  # ComfyUI stops here; asyncio.run cancels the other
 
     first_end = asyncio.run(prompt())
-    assert isinstance(first_end, comfy.Interrupt)
+    assert stopped_job(first_end)
     assert len(account.requests(route="submit")) == 2
     # A cancel call cut off by the loop's close may reach RunComfy without an answer (the
     # simulator logs only answered calls, and the node then asks again): the jobs' states tell.

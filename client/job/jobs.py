@@ -169,10 +169,9 @@ class Jobs:
         report = best_effort(on_update)
         process = process if process is not None else _identity
         entry = await self._journal_call("get", request_id)
-        if entry is not None and entry.account == self.account:
-            reused = await self._reuse(entry, report, process)
-            if reused is not None:
-                return reused
+        reused = await self._stored_files(entry, report, process)
+        if reused is not None:
+            return reused
         report(JobUpdate(Stage.RESUMING, request_id))
         kind = (entry.model_id, None, None) if entry is not None else (None, None, None)
         adopted = entry is None and bool(await self._journal_call("adopt", request_id, self.account))
@@ -182,6 +181,43 @@ class Jobs:
             if adopted:
                 await self._journal_call("forget", request_id)
             raise
+
+    async def stored(
+        self,
+        model_id: str,
+        inputs: Mapping[str, Any],
+        *,
+        on_update: UpdateCallback | None = None,
+        process: Callable[[bytes], Awaitable[T]] | None = None,
+    ) -> FinishedJob[T] | None:
+        """The stored result of these inputs from the journal and result store, or None;
+        no call to RunComfy and nothing claimed (what an offline ComfyUI may still do)."""
+        request = JobRequest.checked(model_id, inputs, local_api=self.client.local)
+        if self.journal is None or self.store is None:
+            return None
+        entry = await asyncio.to_thread(
+            self.journal.stored_result, request.fingerprint, self.account, is_stored=self.store.has
+        )
+        return await self._stored_files(entry, best_effort(on_update), process or _identity)
+
+    async def collect_stored(
+        self,
+        request_id: str,
+        *,
+        on_update: UpdateCallback | None = None,
+        process: Callable[[bytes], Awaitable[T]] | None = None,
+    ) -> FinishedJob[T] | None:
+        """The stored files of request ``request_id`` of this account, or None; no call to RunComfy."""
+        entry = await self._journal_call("get", check_request_id(request_id))
+        return await self._stored_files(entry, best_effort(on_update), process or _identity)
+
+    async def _stored_files(
+        self, entry: Entry | None, report: UpdateCallback, process: Callable[[bytes], Awaitable[T]]
+    ) -> FinishedJob[T] | None:
+        """``_reuse`` of a journal entry of this account; None for no entry or another account's."""
+        if entry is None or entry.account != self.account:
+            return None
+        return await self._reuse(entry, report, process)
 
     async def _submit_and_collect(
         self, request: JobRequest, claim: Claim | None, report: UpdateCallback, stop: Stop, timeout: float,

@@ -630,6 +630,22 @@ class Journal:
 
         return self._guarded("read", read, Action.SUBMIT)
 
+    def stored_result(self, fingerprint: str, account: str, *, is_stored: Callable[[str], bool]) -> Entry | None:
+        """The newest completed job of these inputs whose files all pass ``is_stored``, or None;
+        nothing is claimed or written (offline, a result that needs no call to RunComfy)."""
+
+        def read() -> Entry | None:
+            with self._read() as db:
+                rows = db.execute(
+                    "SELECT * FROM jobs WHERE account = ? AND fingerprint = ? AND state = ? "
+                    "ORDER BY created_at DESC, id DESC",
+                    (account, fingerprint, JobState.COMPLETED.value),
+                ).fetchall()
+            entries = (_entry(row) for row in rows)
+            return next((entry for entry in entries if entry.files and all(map(is_stored, entry.files))), None)
+
+        return self._guarded("read", read, None)
+
     def get(self, request_id: str) -> Entry | None:
         """The entry of ``request_id``, or None."""
 

@@ -61,6 +61,8 @@ const CHECK_TEXT = {
   unreachable: [() => t("settings.checkUnreachable"), "#d99a26"],
   no_token: [() => t("settings.checkNoToken"), "#d99a26"],
   error: [() => t("settings.checkError"), "#e5534b"],
+  // ComfyUI started with --offline / --disable-api-nodes: the server asked RunComfy nothing.
+  offline: [(account) => t("settings.checkOffline", { flag: account.offline?.flag ?? "--offline" }), "#d99a26"],
 };
 
 function describeSource(token) {
@@ -104,22 +106,22 @@ function renderToken() {
       const token = account.token;
       source.textContent = describeSource(token);
       const [text, color] = CHECK_TEXT[account.check?.state] ?? CHECK_TEXT.error;
-      check.textContent = text();
+      check.textContent = text(account);
       check.style.color = color;
       check.dataset.state = account.check?.state ?? "error";
       const notes = [];
       if (account.config_error) notes.push(account.config_error);
-      else if (account.check && !["valid", "no_token"].includes(account.check.state)) notes.push(account.check.message);
+      else if (account.check && !["valid", "no_token", "offline"].includes(account.check.state)) notes.push(account.check.message);
       if (token.source === "environment") {
         notes.push(t("settings.environmentWins"));
         if (token.saved_in_file) notes.push(t("settings.alsoSaved", { path: token.config_path }));
       }
       detail.textContent = notes.join(" ");
       const fromEnvironment = token.source === "environment";
-      input.disabled = save.disabled = fromEnvironment;
+      input.disabled = save.disabled = fromEnvironment || Boolean(account.offline); // offline: nothing to check it with
       input.placeholder = fromEnvironment ? t("settings.setBy", { variable: token.variable }) : t("settings.tokenPlaceholder");
       remove.disabled = !token.saved_in_file;
-      recheck.disabled = !token.set;
+      recheck.disabled = !token.set || Boolean(account.offline);
     } catch (error) {
       source.textContent = t("settings.cannotLoadAccount", { error: error.message });
     }
