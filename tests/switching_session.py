@@ -84,18 +84,21 @@ def drop_file(page: Page, path: str) -> None:
                            f"{json.dumps(json.dumps(ids, separators=(',', ':')))}", timeout=30000)
 
 
-def close_missing_nodes_notice(page: Page) -> list[str]:
-    """1.27 opens a "Some Nodes Are Missing" dialog, 1.5x a toast: read it and close it."""
-    page.wait_for_timeout(1000)  # the notice opens after the graph is drawn; nothing to wait on when none comes
-    seen = [text for text in page.get_by_role("dialog").all_inner_texts() if text.strip()]
-    toasts = page.locator(".p-toast-message")
-    seen += toasts.all_inner_texts()
+def close_missing_nodes_notice(page: Page, node_type: str) -> list[str]:
+    """1.27 opens a "Some Nodes Are Missing" dialog, 1.5x a "Missing node" notice: read it and close it."""
+    page.wait_for_function("(type) => document.body.innerText.includes(type)", arg=node_type, timeout=15000)
+    seen = page.evaluate("""(type) => [...document.querySelectorAll('body *')]
+        .filter(e => e.children.length < 8 && e.innerText?.includes(type) && /missing/i.test(e.innerText))
+        .map(e => e.innerText).slice(-1)""", node_type)
     if page.get_by_role("dialog").count():
         page.keyboard.press("Escape")
-    for index in range(toasts.count()):
-        close = toasts.nth(index).locator("button").last
-        if close.is_visible():
-            close.click()
+        page.get_by_role("dialog").first.wait_for(state="hidden", timeout=15000)
+    # 1.5x: the notice's close button (the one without a label, beside "View details").
+    page.evaluate("""() => { const title = [...document.querySelectorAll('body *')]
+            .find(e => e.children.length === 0 && e.textContent.startsWith('Missing node'));
+        for (let box = title; box; box = box.parentElement) {
+            const buttons = [...box.querySelectorAll('button')];
+            if (buttons.length) { const close = buttons.find(b => !b.innerText.trim()); close?.click(); return; } } }""")
     return seen
 
 
@@ -158,8 +161,10 @@ def press_run(page: Page) -> dict:
 def switch_comfy_workflow(page: Page, config: dict, shots: Path) -> dict:
     path = config["comfy_workflow"]
     drop_file(page, path)
-    seen: dict = {"opened": state(page), "missing_notice": close_missing_nodes_notice(page)}
-    comfy_id = next(node["id"] for node in seen["opened"]["nodes"] if node["type"].startswith("GeminiNanoBanana2"))
+    seen: dict = {"opened": state(page)}
+    comfy_id, comfy_type = next((node["id"], node["type"]) for node in seen["opened"]["nodes"]
+                                if node["type"].startswith("GeminiNanoBanana2"))
+    seen["missing_notice"] = close_missing_nodes_notice(page, comfy_type)
     open_node_menu(page, comfy_id)
     page.screenshot(path=str(shots / "switch-menu.png"))
     page.get_by_text("Switch to RunComfy", exact=True).first.click()
@@ -223,7 +228,7 @@ def add_node_by_search(page: Page, query: str, wanted_type: str, at: list[float]
     option.click()
     page.wait_for_function(f"() => {GRAPH}.nodes.length === {before + 1}", timeout=15000)
     node_id = page.evaluate(f"""(type) => {{ const nodes = {GRAPH}.nodes.filter(n => n.type === type);
-        return nodes[nodes.length - 1].id; }}""", wanted_type)
+        return Number(nodes[nodes.length - 1].id); }}""", wanted_type)
     # 1.5x hangs a node added from the search on the pointer until a click puts it down; 1.27 placed it already.
     page.wait_for_timeout(300)  # it is attached on the frame after the search closed: nothing to wait on
     page.mouse.move(box[0] + box[2] * 0.5, box[1] + box[3] * 0.7, steps=5)

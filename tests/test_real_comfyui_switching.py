@@ -222,7 +222,7 @@ def test_six_references_survive_save_reload_and_api_export(session: dict[str, An
     sockets = [slot["name"] for slot in built["inputs"] if not slot["widget"]]
     assert [slot["name"] for slot in reloaded["inputs"] if not slot["widget"]] == sockets
     assert linked(reloaded) == linked(built)
-    saved = next(entry for entry in six["saved_workflow"]["nodes"] if int(entry["id"]) == edit)
+    saved = next(entry for entry in six["saved_workflow"]["nodes"] if int(entry["id"]) == int(edit))
     assert [f"images_{n}" for n in range(2, 8)] == [slot["name"] for slot in saved["inputs"]
                                                     if slot["name"].startswith("images_")]
     inputs = six["api"][str(edit)]["inputs"]
