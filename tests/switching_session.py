@@ -193,7 +193,7 @@ def six_references_workflow(names: list[str]) -> dict:
                   "mode": 0, "inputs": [{"name": "images", "type": "IMAGE", "link": None}], "outputs": [],
                   "properties": {}, "widgets_values": ["nano_banana_2/six_references"]})
     return {"last_node_id": 20, "last_link_id": 0, "nodes": nodes, "links": [], "groups": [], "config": {},
-            "extra": {"ds": {"scale": 0.8, "offset": [90, 80]}}, "version": 0.4}
+            "extra": {"ds": {"scale": 0.8, "offset": [90, 110]}}, "version": 0.4}
 
 
 def slot_point(page: Page, node_id: int, slot: int, is_input: bool) -> list[float]:

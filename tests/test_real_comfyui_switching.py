@@ -47,7 +47,7 @@ EXAMPLE_REFERENCES = [(768, 768), (320, 320), (512, 288)]
 def write_references(folder: Path) -> list[str]:
     names = []
     for number, (colour, size) in enumerate(REFERENCES, 1):
-        name = f"switching_reference_{number}.png"
+        name = f"reference_{number}.png"
         Image.new("RGB", size, colour).save(folder / name)
         names.append(name)
     return names
