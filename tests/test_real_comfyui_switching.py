@@ -10,8 +10,10 @@ size (and colour) so their order is proven by the image data it decoded.
 The October 2025 ComfyUI has neither of Comfy's Nano Banana 2 node types
 (``comfy_api_nodes/nodes_gemini.py`` there holds GeminiNode, GeminiImage and
 GeminiInputFiles only), so on this backend Comfy's node is always a missing node: the
-switch works from the saved widget values and socket names. Screenshots for docs/ are
-written to each configuration's ``shots`` folder (the path is printed).
+switch works from the saved widget values and socket names. Screenshots are written to
+each configuration's ``shots`` folder (the path is printed); docs/editor-switch-menu.png,
+editor-switch-report.png, editor-switched.png and editor-references-6.png come from 1.58.1,
+the ``-nodes-2`` ones from 1.58.1 with Nodes 2.0.
 """
 
 from __future__ import annotations
