@@ -34,11 +34,13 @@ Usage: python editor_session.py '<json: url, chromium, token, nodes_2, workflows
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import sys
 import tempfile
 from pathlib import Path
+from typing import Iterator
 
 from playwright.sync_api import Locator, Page, sync_playwright
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
@@ -297,18 +299,23 @@ def whole_request_id(badge: str, info: list[str]) -> str:
     return request_id
 
 
-def search_node_library(page: Page, query: str) -> list[str]:
-    """Double-click the empty canvas (the node search opens), type ``query``, read the results."""
+def open_node_search(page: Page, at: tuple[float, float] = (0.5, 0.92)) -> None:
+    """Double-click the empty canvas at ``at`` (fractions of its width, height): the node search opens."""
     box = page.evaluate("() => { const r = window.app.canvas.canvas.getBoundingClientRect();"
                         " return [r.left, r.top, r.width, r.height]; }")
     for attempt in range(3):  # a double-click while the editor is busy redrawing may be taken as two clicks
-        page.mouse.dblclick(box[0] + box[2] * 0.5, box[1] + box[3] * 0.92)
+        page.mouse.dblclick(box[0] + box[2] * at[0], box[1] + box[3] * at[1])
         try:
             page.get_by_role("option").first.wait_for(timeout=5000)
-            break
+            return
         except PlaywrightTimeout:
             if attempt == 2:
                 raise
+
+
+def search_node_library(page: Page, query: str) -> list[str]:
+    """Open the node search, type ``query``, read the results."""
+    open_node_search(page)
     page.keyboard.type(query)
     page.wait_for_timeout(1500)  # the list filters as one types; nothing to wait for but the typing
     found = page.get_by_role("option").all_inner_texts()
@@ -409,10 +416,11 @@ def price_badges_session(page: Page, config: dict, shots: Path) -> dict:
     return seen
 
 
-def main(config: dict) -> dict:
-    shots = Path(config["shots"])
-    shots.mkdir(parents=True, exist_ok=True)
-    result: dict = {"workflows": {}, "page_errors": []}
+@contextlib.contextmanager
+def editor_page(config: dict, result: dict, shots: Path) -> Iterator[Page]:
+    """The editor at ``config['url']`` in headless Chromium with a fresh profile, once it is ready
+    (greetings closed, saved images listened for). Page errors go to ``result['page_errors']``
+    and the editor's version to ``result['version']``; a failure leaves ``shots/failure.png``."""
     arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
     with sync_playwright() as playwright, tempfile.TemporaryDirectory(prefix="fresh-profile-") as profile:
@@ -423,49 +431,58 @@ def main(config: dict) -> dict:
         page = context.pages[0] if context.pages else context.new_page()
         try:
             page.set_default_timeout(30000)
-            page.on("pageerror", lambda error: result["page_errors"].append(str(error)))
+            page.on("pageerror", lambda error: result["page_errors"].append(
+                f"{error.message} | {(error.stack or '')[:2000]}"))
             page.goto(config["url"], wait_until="domcontentloaded", timeout=90000)
             page.wait_for_function(READY, timeout=90000, polling=200)
             close_greetings(page)
             page.evaluate(LISTEN_FOR_SAVED)
             result["version"] = page.evaluate("() => window.__COMFYUI_FRONTEND_VERSION__ ?? null")
-            result["comfy_org_user"] = page.evaluate(
-                "() => window.app.extensionManager?.user?.currentUser ?? null")
-            if config.get("price_badges"):
-                result["price_badges"] = price_badges_session(page, config, shots)
-                return result
-            if config.get("locale"):
-                result["localized"] = localized_session(page, config, shots)
-                return result
-            if config["nodes_2"]:
-                result["nodes_2"] = switch_on_nodes_2(page)
-            if config.get("restart"):
-                for path in config["workflows"]:
-                    result["workflows"][Path(path).stem] = run_workflow(
-                        page, path, config["nodes_2"], shots, rerun=False, expect="reused, no new charge")
-            else:
-                first = config["workflows"][0]
-                page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
-                              json.loads(Path(first).read_text()))
-                result["without_token"] = wait_for_prices(page, "price ?")
-                result["settings"] = store_token(page, config["token"], str(shots / "settings-runcomfy.png"))
-                for index, path in enumerate(config["workflows"]):
-                    rerun = index == len(config["workflows"]) - 1
-                    result["workflows"][Path(path).stem] = run_workflow(page, path, config["nodes_2"], shots, rerun)
-                if config.get("collect"):
-                    paid = result["workflows"][Path(first).stem]
-                    request_id = whole_request_id(paid["after_run"][0]["badges"][-1], paid["info"])
-                    result["collect"] = collect_by_request_id(
-                        page, config["pack"], config["collect"], request_id, config["nodes_2"], shots)
-            open_settings(page)
-            result["spend_panel"] = runcomfy_panel(page)
-            page.screenshot(path=str(shots / "settings-spend.png"))
-            close_dialog(page)
+            yield page
         except Exception:
             page.screenshot(path=str(shots / "failure.png"))
             raise
         finally:
             context.close()
+
+
+def main(config: dict) -> dict:
+    shots = Path(config["shots"])
+    shots.mkdir(parents=True, exist_ok=True)
+    result: dict = {"workflows": {}, "page_errors": []}
+    with editor_page(config, result, shots) as page:
+        result["comfy_org_user"] = page.evaluate(
+            "() => window.app.extensionManager?.user?.currentUser ?? null")
+        if config.get("price_badges"):
+            result["price_badges"] = price_badges_session(page, config, shots)
+            return result
+        if config.get("locale"):
+            result["localized"] = localized_session(page, config, shots)
+            return result
+        if config["nodes_2"]:
+            result["nodes_2"] = switch_on_nodes_2(page)
+        if config.get("restart"):
+            for path in config["workflows"]:
+                result["workflows"][Path(path).stem] = run_workflow(
+                    page, path, config["nodes_2"], shots, rerun=False, expect="reused, no new charge")
+        else:
+            first = config["workflows"][0]
+            page.evaluate("async (wf) => { await window.app.loadGraphData(wf); }",
+                          json.loads(Path(first).read_text()))
+            result["without_token"] = wait_for_prices(page, "price ?")
+            result["settings"] = store_token(page, config["token"], str(shots / "settings-runcomfy.png"))
+            for index, path in enumerate(config["workflows"]):
+                rerun = index == len(config["workflows"]) - 1
+                result["workflows"][Path(path).stem] = run_workflow(page, path, config["nodes_2"], shots, rerun)
+            if config.get("collect"):
+                paid = result["workflows"][Path(first).stem]
+                request_id = whole_request_id(paid["after_run"][0]["badges"][-1], paid["info"])
+                result["collect"] = collect_by_request_id(
+                    page, config["pack"], config["collect"], request_id, config["nodes_2"], shots)
+        open_settings(page)
+        result["spend_panel"] = runcomfy_panel(page)
+        page.screenshot(path=str(shots / "settings-spend.png"))
+        close_dialog(page)
     return result
 
 

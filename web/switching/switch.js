@@ -71,7 +71,10 @@ export async function switchNodes(nodes = comfyNodes()) {
       const from = node.title || plan.source_title;
       try {
         const fresh = replaceNode(target, node, plan, window.LiteGraph);
-        switched.push({ from, to: fresh.title, plan });
+        // A title of the user's own stays on the node: the report names both node kinds beside it.
+        const kind = fresh.constructor?.title || plan.target_type;
+        const label = from === plan.source_title ? from : `${from} (${plan.source_title})`;
+        switched.push({ from: label, to: kind, plan });
       } catch (error) {
         failures.push({ title: from, error: error.message });
       }
