@@ -738,11 +738,12 @@ class EditorSession:
     shots: Path
 
 
-def run_editor_session(comfy: ComfyUI, config: dict[str, Any], label: str) -> dict[str, Any]:
-    """tests/editor_session.py against ``comfy``; what it saw."""
+def run_editor_session(comfy: ComfyUI, config: dict[str, Any], label: str,
+                       script: Path = EDITOR_SESSION) -> dict[str, Any]:
+    """A page driver (tests/editor_session.py, or ``script``) against ``comfy``; what it saw."""
     started = time.monotonic()
     try:
-        done = subprocess.run([COMFYUI_PYTHON, str(EDITOR_SESSION), json.dumps(config)],
+        done = subprocess.run([COMFYUI_PYTHON, str(script), json.dumps(config)],
                               capture_output=True, text=True, timeout=EDITOR_SESSION_SECONDS)
     except subprocess.TimeoutExpired:
         pytest.fail(f"the editor session did not finish within {EDITOR_SESSION_SECONDS:.0f} s")
@@ -779,7 +780,7 @@ def editor(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     with server.Simulator(queue_seconds=SIM_QUEUE_SECONDS, run_seconds=SIM_RUN_SECONDS) as simulator:
         simulator.configure(pricing="by_resolution")  # these checks follow a listed price per resolution
         env = {"RUNCOMFY_API_BASE_URL": simulator.url, "RUNCOMFY_WWW_BASE_URL": simulator.www_url, "RUNCOMFY_ACCOUNT_BASE_URL": simulator.api_url, "RUNCOMFY_CONFIG": str(config_path),
-               "RUNCOMFY_DATA_DIR": str(data_dir)}
+               "RUNCOMFY_CONFIG_DIR": str(config_path.parent), "RUNCOMFY_DATA_DIR": str(data_dir)}
         session = {"chromium": find_chromium(), "token": simulator.token, "nodes_2": nodes_2, "pack": PACK_NAME}
         with running_comfyui(base, env, *extra) as comfy:
             result = run_editor_session(comfy, {
@@ -858,11 +859,13 @@ def test_the_token_is_set_in_settings_checked_and_stored_privately(editor: Edito
     before, after = editor.result["settings"]["before"], editor.result["settings"]["after"]
     assert before["runcomfy-token-source"] == "Not set"
     assert before["runcomfy-token-check"] == "No token set: the nodes cannot run"
-    assert after["runcomfy-token-source"] == f"Saved in {editor.config_path}"
+    token_file = editor.config_path.parent / "token.json"  # RunComfy CLI's sign-in file, in its format
+    assert after["runcomfy-token-source"] == f"Saved here ({token_file})"
     assert after["runcomfy-token-check"] == "RunComfy accepts this token"
     assert after["input_value"] == "", "the pasted token stays in the page"
-    assert stat.S_IMODE(editor.config_path.stat().st_mode) == 0o600
-    assert json.loads(editor.config_path.read_text())["api_token"] == editor.sim.token
+    assert stat.S_IMODE(token_file.stat().st_mode) == 0o600
+    assert json.loads(token_file.read_text())["access_token"] == editor.sim.token
+    assert "api_token" not in (json.loads(editor.config_path.read_text()) if editor.config_path.exists() else {})
     assert (editor.shots / "settings-runcomfy.png").is_file()
 
 
@@ -965,7 +968,7 @@ def test_after_a_restart_the_same_workflow_is_reused_not_billed(editor: EditorSe
     assert seen["images_shown"] == [path.name for path in reused], "the editor does not show what was saved"
     assert editor.restart["spend_panel"]["runcomfy-spend-total"] == (
         "$0.00 reported by RunComfy for 0 jobs since ComfyUI started"), "a reused result counted as spend"
-    assert editor.restart["spend_panel"]["runcomfy-token-source"] == f"Saved in {editor.config_path}"
+    assert editor.restart["spend_panel"]["runcomfy-token-source"] == f"Saved here ({editor.config_path.parent / 'token.json'})"
     assert (editor.data_dir / "journal.sqlite3").is_file(), "the journal is not in RUNCOMFY_DATA_DIR"
     assert not (editor.config_path.parent / "journal.sqlite3").exists(), "the journal ignored RUNCOMFY_DATA_DIR"
 

@@ -51,6 +51,18 @@ export function onAccountChanged(listener) {
   accountListeners.add(listener);
 }
 
+/**
+ * ``listener`` for each change of account while ``element`` is on the page: a Settings panel
+ * is rendered anew each time the dialog opens, and an old one must not linger as a listener.
+ */
+export function onAccountChangedWhileShown(element, listener) {
+  const once = (account) => {
+    if (element.isConnected) listener(account);
+    else accountListeners.delete(once);
+  };
+  accountListeners.add(once);
+}
+
 /** The account is now ``account`` (as a route answered it): tell everyone who shows something of it. */
 export function accountChanged(account) {
   accountRequest = { at: Date.now(), promise: Promise.resolve(account) };

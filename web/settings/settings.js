@@ -8,14 +8,10 @@
  * a render function).
  */
 import { app } from "../../../scripts/app.js";
-import { accountChanged, call, formatUsd, loadAccount } from "../common/server.js";
+import { accountChanged, call, formatUsd, loadAccount, onAccountChangedWhileShown } from "../common/server.js";
 import { t, translationsReady } from "../common/i18n.js";
-
-function element(tag, properties = {}, children = []) {
-  const node = Object.assign(document.createElement(tag), properties);
-  for (const child of children) node.append(child);
-  return node;
-}
+import { box, button, element, line } from "../common/dom.js";
+import { renderSignIn } from "../account/sign_in.js";
 
 /** The panel's few styles, in the editor's colours where it defines them (1.5x), plain otherwise. */
 function addStyles() {
@@ -33,27 +29,6 @@ function addStyles() {
   document.head.append(style);
 }
 
-function box(testId) {
-  const div = element("div", { className: "runcomfy-setting" });
-  div.dataset.testid = testId;
-  return div;
-}
-
-function button(label, onClick, testId) {
-  const b = element("button", { type: "button", textContent: label });
-  b.dataset.testid = testId;
-  b.className = "runcomfy-button";
-  b.addEventListener("click", onClick);
-  return b;
-}
-
-function line(text, testId, color) {
-  const span = element("div", { textContent: text });
-  span.dataset.testid = testId;
-  if (color) span.style.color = color;
-  return span;
-}
-
 /** Each state of the token check: its text (looked up when shown, in the editor's language) and colour. */
 const CHECK_TEXT = {
   valid: [() => t("settings.checkValid"), "#3fb56f"],
@@ -67,7 +42,8 @@ const CHECK_TEXT = {
 
 function describeSource(token) {
   if (token.source === "environment") return t("settings.sourceEnvironment", { variable: token.variable });
-  if (token.source === "config_file") return t("settings.sourceConfigFile", { path: token.config_path });
+  if (token.source === "cli_sign_in") return t("account.sourceCliSignIn", { path: token.path });
+  if (token.source === "saved_here") return t("account.sourceSavedHere", { path: token.path });
   return t("settings.sourceNotSet");
 }
 
@@ -157,6 +133,7 @@ function renderToken() {
   }
 
   show(loadAccount());
+  onAccountChangedWhileShown(root, (account) => show(Promise.resolve(account))); // a sign-in or sign-out above
   return root;
 }
 
@@ -301,6 +278,9 @@ function panelEntry(id, name, tooltip, render, sortOrder) {
 app.registerExtension({
   name: "RunComfy.NanoBanana2.Settings",
   settings: [
+    panelEntry("Account.SignIn", "Sign in",
+      "Sign in with your RunComfy account, as RunComfy's CLI does (runcomfy login): the token stays on the ComfyUI server; this page only sees the code and the link.",
+      renderSignIn, 11),
     panelEntry("Account.APIToken", "API token",
       "Your RunComfy API token stays on the ComfyUI server (in your per-user RunComfy config file); this page never sees it.",
       renderToken, 10),
