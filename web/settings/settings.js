@@ -96,7 +96,7 @@ function renderToken() {
       const fromEnvironment = token.source === "environment";
       input.disabled = save.disabled = fromEnvironment || Boolean(account.offline); // offline: nothing to check it with
       input.placeholder = fromEnvironment ? t("settings.setBy", { variable: token.variable }) : t("settings.tokenPlaceholder");
-      remove.disabled = !token.saved_in_file;
+      remove.disabled = !token.set || token.source === "environment"; // token.json or the old config entry
       recheck.disabled = !token.set || Boolean(account.offline);
     } catch (error) {
       source.textContent = t("settings.cannotLoadAccount", { error: error.message });
