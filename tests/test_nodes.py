@@ -442,3 +442,25 @@ def test_what_was_learned_outlives_each_prompts_event_loop(simulator, monkeypatc
 
     learned = asyncio.run(durations_on_a_new_loop())
     assert learned.spread(kind) is not None  # both prompts taught the same memory
+
+
+async def test_a_node_runs_with_nothing_but_the_cli_sign_in_in_home(simulator, monkeypatch, tmp_path):
+    """After `runcomfy login` a user's HOME holds only the CLI's token.json; pointed at the
+    simulator (the one setting a test needs), a node runs with no other setup."""
+    home = tmp_path / "home"
+    token_file = home / ".config" / "runcomfy" / "token.json"
+    token_file.parent.mkdir(parents=True)
+    written = json.dumps({"access_token": simulator.token, "refresh_token": None, "expires_at": None,
+                          "user_email": None}, indent=2)
+    token_file.write_text(written)
+    token_file.chmod(0o600)
+    for name in ("RUNCOMFY_API_TOKEN", "RUNCOMFY_TOKEN", "RUNCOMFY_CONFIG", "RUNCOMFY_CONFIG_DIR", "RUNCOMFY_DATA_DIR",
+                 "XDG_CONFIG_HOME"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("RUNCOMFY_API_BASE_URL", simulator.url)
+    images, info = await TextToImage().generate(unique_id="3", **{**widget_defaults(TextToImage), "prompt": "a kite"})
+    (job,) = simulator.jobs.values()
+    assert images.shape[0] == 1 and images.std() > 0.01 and job.request_id in info
+    assert [r.account for r in simulator.requests(route="submit")] == [simulator.account_name]
+    assert token_file.read_text() == written  # read, never rewritten
