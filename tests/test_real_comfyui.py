@@ -1139,7 +1139,10 @@ def test_settings_runcomfy_is_in_the_editors_language(localized: LocalizedSessio
                                                        variable="RUNCOMFY_API_TOKEN"), panel
         # Every button of the panel, in whatever order the editor lays the entries out.
         keys = ("settings.checkAndSave", "settings.removeToken", "settings.checkAgain", "settings.refresh",
-                "settings.save", "settings.noLimit", "proxy.save", "proxy.remove")
+                "settings.save", "settings.noLimit", "proxy.save", "proxy.remove",
+                "account.signIn", "account.signOut", "account.cancel")  # Cancel: of a sign-in, hidden until one starts
+        me = httpx.get(f"{localized.sim.www_url}/api/auth/me", headers={"Authorization": f"Bearer {localized.sim.token}"})
+        assert panel["runcomfy-account-identity"] == shown(lang, "account.signedInAs", name=me.json()["email"]), panel
         assert sorted(settings_seen["buttons"]) == sorted(shown(lang, key) for key in keys), (lang, settings_seen)
 
 
