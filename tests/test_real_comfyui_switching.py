@@ -19,7 +19,6 @@ the ``-nodes-2`` ones from 1.58.1 with Nodes 2.0.
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -27,8 +26,8 @@ import pytest
 
 from packloader import PACK_ROOT, pack_import
 from test_real_comfyui import (
-    COMFYUI_PYTHON, EDIT, EDITOR_SESSION_SECONDS, EDITORS, FRONTEND_ROOT, SIM_QUEUE_SECONDS, SIM_RUN_SECONDS, WORKFLOW_DIR, _skip_reason, find_chromium,
-    prepare_base_directory, running_comfyui, skip_without_editor, usd,
+    EDIT, EDITORS, FRONTEND_ROOT, SIM_QUEUE_SECONDS, SIM_RUN_SECONDS, WORKFLOW_DIR, _skip_reason, find_chromium,
+    prepare_base_directory, run_editor_session, running_comfyui, skip_without_editor, usd,
 )
 
 Image = pytest.importorskip("PIL.Image")
@@ -55,19 +54,6 @@ def write_references(folder: Path) -> list[str]:
     return names
 
 
-def run_session(config: dict[str, Any], comfy: Any) -> dict[str, Any]:
-    """tests/switching_session.py against ``comfy``; what it saw."""
-    done = subprocess.run([COMFYUI_PYTHON, str(SESSION), json.dumps(config)], capture_output=True, text=True,
-                          timeout=EDITOR_SESSION_SECONDS, cwd=str(SESSION.parent))
-    if "No module named 'playwright'" in done.stderr:
-        pytest.skip("playwright is not installed in COMFYUI_PYTHON's environment")
-    assert done.returncode == 0, (f"switching session failed (screenshots in {config['shots']}):\n"
-                                  f"{done.stdout[-2000:]}\n{done.stderr[-4000:]}\nComfyUI log:\n{comfy.log()[-3000:]}")
-    print(f"\nswitching screenshots: {config['shots']}")
-    line = next(line for line in done.stdout.splitlines() if line.startswith("RESULT "))
-    return json.loads(line[len("RESULT "):])
-
-
 @pytest.fixture(scope="module", params=EDITORS)
 def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     which, nodes_2 = request.param
@@ -87,11 +73,11 @@ def session(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFac
             object_info = comfy.http.get("/object_info").json()
             price = comfy.http.get("/runcomfy-nb2/price",
                                    params={"node_type": EDIT, "resolution": "1K", "num_images": "1"}).json()
-            seen = run_session({
+            seen = run_editor_session(comfy, {
                 "url": comfy.url + "/", "chromium": find_chromium(), "nodes_2": nodes_2,
                 "comfy_workflow": str(COMFY_WORKFLOW), "old_workflow": str(OLD_WORKFLOW), "references": references,
                 "prompt": "Put the six colour cards in a row, in the order given.", "shots": str(base / "shots"),
-            }, comfy)
+            }, f"{label} switching", script=SESSION)
         jobs = sorted(sim.jobs.values(), key=lambda job: job.seq)
         yield {"seen": seen, "jobs": jobs, "submits": sim.requests(route="submit"), "object_info": object_info,
                "price": price, "nodes_2": nodes_2, "which": which}
